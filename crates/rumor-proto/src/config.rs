@@ -1,0 +1,339 @@
+//! Protocol configuration and the `lan`, `wan` and `local` profiles.
+//!
+//! Defaults follow HashiCorp memberlist and Serf (see `docs/membership.md` for
+//! the table and the reasons where rumor differs).
+
+use core::fmt;
+use core::str::FromStr;
+use core::time::Duration;
+
+/// Largest datagram the core will accept, whatever the packet budget.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Longest cluster name carried in a packet header.
+pub const MAX_CLUSTER_NAME: usize = 64;
+
+/// A named set of defaults for a kind of network.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// A data-centre network: sub-millisecond round trips, rare loss.
+    Lan,
+    /// Nodes spread over regions: round trips of tens to hundreds of ms.
+    Wan,
+    /// Every node on one host (tests, development): fast and tight.
+    Local,
+}
+
+impl Profile {
+    /// The configuration this profile stands for.
+    pub fn config(self) -> Config {
+        match self {
+            Profile::Lan => Config::lan(),
+            Profile::Wan => Config::wan(),
+            Profile::Local => Config::local(),
+        }
+    }
+
+    /// The profile's name as used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Lan => "lan",
+            Profile::Wan => "wan",
+            Profile::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is not `lan`, `wan` or `local`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown profile {0:?}: expected one of lan, wan, local")]
+pub struct UnknownProfile(pub String);
+
+impl FromStr for Profile {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "lan" => Ok(Profile::Lan),
+            "wan" => Ok(Profile::Wan),
+            "local" => Ok(Profile::Local),
+            _ => Err(UnknownProfile(s.to_string())),
+        }
+    }
+}
+
+/// Every tunable of the protocol core.
+///
+/// Start from a profile ([`Config::lan`], [`Config::wan`], [`Config::local`])
+/// and change fields; [`Config::validate`] is called by `Node::new`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Name of the cluster; carried in every packet, and packets of another
+    /// cluster are dropped. At most [`MAX_CLUSTER_NAME`] bytes.
+    pub cluster: String,
+    /// Time between two probes (before local-health scaling).
+    pub probe_interval: Duration,
+    /// Time to wait for a direct ack before asking others to probe indirectly.
+    pub probe_timeout: Duration,
+    /// Number of peers asked to probe indirectly.
+    pub indirect_checks: usize,
+    /// Time between two gossip rounds.
+    pub gossip_interval: Duration,
+    /// Peers sent a gossip packet each gossip round.
+    pub gossip_fanout: usize,
+    /// Dead members stay gossip targets this long, so that they learn of
+    /// their death and refute it if they are in fact alive.
+    pub gossip_to_dead: Duration,
+    /// Retransmit limit = `retransmit_mult` × ceil(log10(N + 1)).
+    pub retransmit_mult: u32,
+    /// Suspicion timeout minimum = `suspicion_mult` × max(1, log10 N) × probe interval.
+    pub suspicion_mult: u32,
+    /// Suspicion timeout maximum = this × the minimum (Lifeguard).
+    pub suspicion_max_timeout_mult: u32,
+    /// Base interval of the periodic full-state push-pull exchange; it grows
+    /// with the cluster size above 32 members. Zero disables it.
+    pub push_pull_interval: Duration,
+    /// Local health: the probe interval and timeout are multiplied by up to this.
+    pub awareness_max_multiplier: u32,
+    /// Enable the Lifeguard refinements: dynamic suspicion timeouts, local
+    /// health awareness, nacks and the buddy system. Off gives plain SWIM.
+    pub lifeguard: bool,
+    /// After a failed direct probe, also probe once over the stream channel
+    /// (TCP in the runtime), in case datagrams are blocked.
+    pub stream_fallback_probe: bool,
+    /// Largest datagram this node builds (bytes, headers included).
+    pub packet_budget: usize,
+    /// Largest stream frame accepted or built (full-state exchanges).
+    pub max_stream_frame: usize,
+    /// Largest encoded size of a node's tags.
+    pub max_tags_bytes: usize,
+    /// How often dead and left members are checked for reaping.
+    pub reap_interval: Duration,
+    /// A dead member is removed from the member table this long after it died.
+    pub dead_reap_after: Duration,
+    /// A member that left is removed from the member table this long after it left.
+    pub left_reap_after: Duration,
+    /// How often to try a push-pull exchange with one dead member, former
+    /// member or seed, so that partitions heal by themselves.
+    pub reconnect_interval: Duration,
+    /// How long a failed (reaped) member's address is still tried.
+    pub reconnect_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+impl Config {
+    /// Data-centre defaults (memberlist `DefaultLANConfig`, Serf reaping).
+    pub fn lan() -> Self {
+        Config {
+            cluster: "default".to_string(),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            gossip_to_dead: Duration::from_secs(30),
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            push_pull_interval: Duration::from_secs(30),
+            awareness_max_multiplier: 8,
+            lifeguard: true,
+            stream_fallback_probe: true,
+            packet_budget: 1400,
+            max_stream_frame: 16 * 1024 * 1024,
+            max_tags_bytes: 512,
+            reap_interval: Duration::from_secs(15),
+            dead_reap_after: Duration::from_secs(24 * 3600),
+            left_reap_after: Duration::from_secs(24 * 3600),
+            reconnect_interval: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// Wide-area defaults (memberlist `DefaultWANConfig`).
+    pub fn wan() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            gossip_interval: Duration::from_millis(500),
+            gossip_fanout: 4,
+            gossip_to_dead: Duration::from_secs(60),
+            suspicion_mult: 6,
+            push_pull_interval: Duration::from_secs(60),
+            reconnect_interval: Duration::from_secs(60),
+            ..Config::lan()
+        }
+    }
+
+    /// Single-host defaults (memberlist `DefaultLocalConfig`).
+    pub fn local() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            gossip_interval: Duration::from_millis(100),
+            gossip_to_dead: Duration::from_secs(15),
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            push_pull_interval: Duration::from_secs(15),
+            reconnect_interval: Duration::from_secs(15),
+            ..Config::lan()
+        }
+    }
+
+    /// Check that the values make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster.is_empty() || self.cluster.len() > MAX_CLUSTER_NAME {
+            return Err(ConfigError::ClusterName(self.cluster.len()));
+        }
+        for (name, d) in [
+            ("probe_interval", self.probe_interval),
+            ("probe_timeout", self.probe_timeout),
+            ("gossip_interval", self.gossip_interval),
+            ("reap_interval", self.reap_interval),
+            ("reconnect_interval", self.reconnect_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.probe_timeout > self.probe_interval {
+            return Err(ConfigError::ProbeTimeoutTooLong {
+                timeout: self.probe_timeout,
+                interval: self.probe_interval,
+            });
+        }
+        if !(MIN_PACKET_BUDGET..=MAX_DATAGRAM).contains(&self.packet_budget) {
+            return Err(ConfigError::PacketBudget(self.packet_budget));
+        }
+        if self.max_stream_frame < self.packet_budget {
+            return Err(ConfigError::StreamFrame(self.max_stream_frame));
+        }
+        if self.retransmit_mult == 0 || self.suspicion_mult == 0 {
+            return Err(ConfigError::ZeroMultiplier);
+        }
+        if self.suspicion_max_timeout_mult == 0 || self.awareness_max_multiplier == 0 {
+            return Err(ConfigError::ZeroMultiplier);
+        }
+        Ok(())
+    }
+
+    /// Retransmit limit for a cluster of `n` members:
+    /// `retransmit_mult × ceil(log10(n + 1))`.
+    pub fn retransmit_limit(&self, n: usize) -> u32 {
+        let log = ((n as f64) + 1.0).log10().ceil().max(1.0) as u32;
+        self.retransmit_mult.saturating_mul(log)
+    }
+
+    /// Lifeguard's minimum suspicion timeout for a cluster of `n` members:
+    /// `suspicion_mult × max(1, log10 n) × probe_interval`.
+    pub fn suspicion_min_timeout(&self, n: usize) -> Duration {
+        let scale = (n.max(1) as f64).log10().max(1.0);
+        self.probe_interval
+            .mul_f64(f64::from(self.suspicion_mult) * scale)
+    }
+
+    /// Lifeguard's maximum suspicion timeout: the minimum times
+    /// `suspicion_max_timeout_mult`.
+    pub fn suspicion_max_timeout(&self, n: usize) -> Duration {
+        self.suspicion_min_timeout(n) * self.suspicion_max_timeout_mult
+    }
+
+    /// Push-pull interval for `n` members: the base interval, multiplied by
+    /// `ceil(log2 n − 5) + 1` above 32 members so that the full-state
+    /// exchange costs each node about the same as the cluster grows.
+    pub fn push_pull_interval_for(&self, n: usize) -> Duration {
+        if n <= 32 {
+            return self.push_pull_interval;
+        }
+        let mult = ((n as f64).log2() - 5.0).ceil() as u32 + 1;
+        self.push_pull_interval * mult
+    }
+}
+
+/// Smallest packet budget that still fits a header and a probe.
+pub const MIN_PACKET_BUDGET: usize = 256;
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Cluster name empty or too long.
+    #[error("cluster name must be 1 to {MAX_CLUSTER_NAME} bytes, got {0}")]
+    ClusterName(usize),
+    /// A period that must be positive is zero.
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// Probe timeout longer than the probe interval.
+    #[error("probe_timeout ({timeout:?}) must not exceed probe_interval ({interval:?})")]
+    ProbeTimeoutTooLong {
+        /// The configured probe timeout.
+        timeout: Duration,
+        /// The configured probe interval.
+        interval: Duration,
+    },
+    /// Packet budget outside the supported range.
+    #[error("packet_budget must be {MIN_PACKET_BUDGET} to {MAX_DATAGRAM} bytes, got {0}")]
+    PacketBudget(usize),
+    /// Stream frame limit smaller than a packet.
+    #[error("max_stream_frame ({0} bytes) must be at least packet_budget")]
+    StreamFrame(usize),
+    /// A multiplier that must be at least one is zero.
+    #[error(
+        "retransmit_mult, suspicion_mult, suspicion_max_timeout_mult and awareness_max_multiplier must be at least 1"
+    )]
+    ZeroMultiplier,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmit_limit_matches_memberlist() {
+        let c = Config::lan();
+        assert_eq!(c.retransmit_limit(100), 12);
+        assert_eq!(c.retransmit_limit(1000), 16);
+        assert_eq!(c.retransmit_limit(1), 4);
+    }
+
+    #[test]
+    fn suspicion_bounds() {
+        let c = Config::lan();
+        assert_eq!(c.suspicion_min_timeout(1000), Duration::from_secs(12));
+        assert_eq!(c.suspicion_max_timeout(1000), Duration::from_secs(72));
+        assert_eq!(c.suspicion_min_timeout(3), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn push_pull_scales_with_size() {
+        let c = Config::lan();
+        assert_eq!(c.push_pull_interval_for(10), Duration::from_secs(30));
+        assert_eq!(c.push_pull_interval_for(1000), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn profiles_validate_and_parse() {
+        for p in ["lan", "WAN", "local"] {
+            let profile: Profile = p.parse().unwrap();
+            profile.config().validate().unwrap();
+        }
+        assert!("moon".parse::<Profile>().is_err());
+        let bad = Config {
+            probe_timeout: Duration::from_secs(5),
+            ..Config::lan()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::ProbeTimeoutTooLong { .. })
+        ));
+    }
+}

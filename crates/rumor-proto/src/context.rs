@@ -1,0 +1,57 @@
+//! What every subsystem needs while handling an input: the current time, the
+//! node's RNG, its timers, and the queues of outputs (events, messages).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::event::Event;
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::timer::{Timer, Timers};
+use crate::transmit::Channel;
+use crate::wire::Message;
+
+/// A message (or several, in one packet) waiting to be encoded.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub to: SocketAddr,
+    pub channel: Channel,
+    pub msgs: Vec<Message>,
+    /// Fill the rest of the datagram with queued broadcasts.
+    pub piggyback: bool,
+}
+
+/// Shared per-node machinery handed to subsystem handlers.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub now: Instant,
+    pub rng: ChaCha8Rng,
+    pub timers: Timers,
+    pub events: VecDeque<Event>,
+    pub outbox: Vec<Outgoing>,
+    pub stats: Stats,
+}
+
+impl Context {
+    /// Queue messages for `to`.
+    pub fn send(&mut self, to: SocketAddr, channel: Channel, msgs: Vec<Message>, piggyback: bool) {
+        self.outbox.push(Outgoing {
+            to,
+            channel,
+            msgs,
+            piggyback,
+        });
+    }
+
+    /// Set a timer `after` from now.
+    pub fn set_timer(&mut self, after: core::time::Duration, timer: Timer) {
+        self.timers.set(self.now + after, timer);
+    }
+
+    /// Queue an event for the application.
+    pub fn emit(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+}

@@ -1,0 +1,331 @@
+//! The SWIM probe cycle with Lifeguard's nacks and buddy system.
+//!
+//! Every probe interval (stretched by local health) the next member in a
+//! shuffled round-robin order is pinged. No ack within the probe timeout:
+//! `indirect_checks` other members are asked to ping it for us (answering
+//! with a nack if they cannot reach it either), and one ping goes over the
+//! stream channel in case datagrams are blocked. No ack by the end of the
+//! probe interval: the member is suspected. A member already suspected is
+//! told so first, in the same packet as the ping (buddy system), so it can
+//! refute at once.
+
+use std::net::SocketAddr;
+
+use rand::RngExt;
+use rand::seq::SliceRandom;
+
+use super::Membership;
+use super::member::{MemberState, NodeName};
+use super::table::{MemberId, MemberTable};
+use crate::context::Context;
+use crate::timer::Timer;
+use crate::transmit::Channel;
+use crate::wire::{Ack, IndirectPing, Message, Nack, Ping};
+
+/// Indirect probes this node will relay at once for others; more are refused.
+pub const MAX_RELAYS: usize = 1024;
+
+/// An ack this node is waiting for.
+#[derive(Clone, Debug)]
+pub enum Pending {
+    /// Our own probe of `target`.
+    Probe {
+        /// The probed member.
+        target: MemberId,
+        /// Its name, to notice a reused slot.
+        name: NodeName,
+        /// Indirect probers asked who promised a nack.
+        nacks_expected: u32,
+        /// Nacks received.
+        nacks: u32,
+    },
+    /// An indirect probe relayed for `requester`.
+    Relay {
+        /// Who asked.
+        requester: SocketAddr,
+        /// Their sequence number.
+        seq: u32,
+        /// Whether they want a nack on failure.
+        want_nack: bool,
+    },
+}
+
+/// Shuffled round-robin order of probe targets.
+///
+/// New members are inserted at a random position among those not yet probed
+/// this round; at the end of a round the order is rebuilt from the table and
+/// shuffled, which also drops ids of reaped members.
+#[derive(Debug, Default)]
+pub struct ProbeOrder {
+    ids: Vec<MemberId>,
+    next: usize,
+}
+
+impl ProbeOrder {
+    /// Add a new member to the current round at a random place.
+    pub fn add(&mut self, id: MemberId, rng: &mut impl rand::Rng) {
+        self.ids.push(id);
+        let last = self.ids.len() - 1;
+        if last > self.next {
+            let j = rng.random_range(self.next..=last);
+            self.ids.swap(j, last);
+        }
+    }
+
+    /// The next member to probe: active and not `local`.
+    pub fn next_target(
+        &mut self,
+        table: &MemberTable,
+        local: MemberId,
+        rng: &mut impl rand::Rng,
+    ) -> Option<MemberId> {
+        for pass in 0..2 {
+            while self.next < self.ids.len() {
+                let id = self.ids[self.next];
+                self.next += 1;
+                if id != local && table.get(id).is_some_and(|m| m.state.is_active()) {
+                    return Some(id);
+                }
+            }
+            if pass == 0 {
+                self.ids = table.ids();
+                self.ids.shuffle(rng);
+                self.next = 0;
+            }
+        }
+        None
+    }
+}
+
+impl Membership {
+    /// Probe timer: start the next probe.
+    pub(crate) fn on_probe_timer(&mut self, cx: &mut Context) {
+        if self.leaving {
+            return;
+        }
+        let interval = self.scaled(self.config.probe_interval);
+        cx.set_timer(interval, Timer::Probe);
+        let Some(target) = self
+            .probe_order
+            .next_target(&self.table, self.local, &mut cx.rng)
+        else {
+            return;
+        };
+        let seq = self.next_seq();
+        let Some(m) = self.table.get(target) else {
+            return;
+        };
+        let mut msgs = Vec::with_capacity(2);
+        if self.config.lifeguard && m.state == MemberState::Suspect {
+            // Buddy system: tell the suspect first so it can refute.
+            if let Some(announcement) = self.announcement(target) {
+                msgs.push(announcement);
+            }
+        }
+        msgs.push(Message::Ping(Ping {
+            seq,
+            target: m.name.clone(),
+        }));
+        let (addr, name) = (m.addr, m.name.clone());
+        cx.send(addr, Channel::Datagram, msgs, true);
+        self.pending.insert(
+            seq,
+            Pending::Probe {
+                target,
+                name,
+                nacks_expected: 0,
+                nacks: 0,
+            },
+        );
+        cx.set_timer(
+            self.scaled(self.config.probe_timeout),
+            Timer::ProbeTimeout(seq),
+        );
+        cx.set_timer(interval, Timer::ProbeDeadline(seq));
+        cx.stats.probes += 1;
+    }
+
+    /// The direct ack is late: ask others to probe, and try the stream channel.
+    pub(crate) fn on_probe_timeout(&mut self, cx: &mut Context, seq: u32) {
+        let Some(Pending::Probe { target, name, .. }) = self.pending.get(&seq) else {
+            return;
+        };
+        let (target, name) = (*target, name.clone());
+        let Some(addr) = self
+            .table
+            .get(target)
+            .filter(|m| m.name == name)
+            .map(|m| m.addr)
+        else {
+            self.pending.remove(&seq);
+            return;
+        };
+        let local = self.local;
+        let peers = self
+            .table
+            .sample(&mut cx.rng, self.config.indirect_checks, |id, m| {
+                id != local && id != target && m.state == MemberState::Alive
+            });
+        let want_nack = self.config.lifeguard;
+        for &peer in &peers {
+            if let Some(p) = self.table.get(peer) {
+                let req = IndirectPing {
+                    seq,
+                    target: name.clone(),
+                    addr,
+                    want_nack,
+                };
+                cx.send(
+                    p.addr,
+                    Channel::Datagram,
+                    vec![Message::IndirectPing(req)],
+                    true,
+                );
+            }
+        }
+        if let Some(Pending::Probe { nacks_expected, .. }) = self.pending.get_mut(&seq)
+            && want_nack
+        {
+            *nacks_expected = peers.len() as u32;
+        }
+        if self.config.stream_fallback_probe {
+            cx.send(
+                addr,
+                Channel::Stream,
+                vec![Message::Ping(Ping { seq, target: name })],
+                false,
+            );
+        }
+        cx.stats.indirect_probes += 1;
+    }
+
+    /// The probe period ended without an ack: adjust local health and suspect.
+    pub(crate) fn on_probe_deadline(&mut self, cx: &mut Context, seq: u32) {
+        let Some(Pending::Probe {
+            target,
+            name,
+            nacks_expected,
+            nacks,
+        }) = self.pending.remove(&seq)
+        else {
+            return;
+        };
+        if self.config.lifeguard {
+            let delta = if nacks_expected > 0 {
+                nacks_expected.saturating_sub(nacks)
+            } else {
+                1
+            };
+            self.awareness.apply(delta as i32);
+        }
+        cx.stats.failed_probes += 1;
+        let Some(m) = self
+            .table
+            .get(target)
+            .filter(|m| m.name == name && m.state.is_active())
+        else {
+            return;
+        };
+        let incarnation = m.incarnation;
+        let me = self.local_name().clone();
+        self.apply_suspect(cx, incarnation, &name, &me, true);
+    }
+
+    /// A ping: answer if it is meant for us.
+    pub(crate) fn handle_ping(
+        &mut self,
+        cx: &mut Context,
+        from: SocketAddr,
+        channel: Channel,
+        ping: Ping,
+    ) {
+        if &ping.target != self.local_name() {
+            cx.stats.dropped.misdirected += 1;
+            return;
+        }
+        let piggyback = channel == Channel::Datagram;
+        cx.send(
+            from,
+            channel,
+            vec![Message::Ack(Ack { seq: ping.seq })],
+            piggyback,
+        );
+    }
+
+    /// A request to probe someone on another member's behalf.
+    pub(crate) fn handle_indirect_ping(
+        &mut self,
+        cx: &mut Context,
+        from: SocketAddr,
+        req: IndirectPing,
+    ) {
+        if self.pending.len() >= MAX_RELAYS {
+            cx.stats.dropped.overload += 1;
+            return;
+        }
+        let seq = self.next_seq();
+        self.pending.insert(
+            seq,
+            Pending::Relay {
+                requester: from,
+                seq: req.seq,
+                want_nack: req.want_nack,
+            },
+        );
+        cx.send(
+            req.addr,
+            Channel::Datagram,
+            vec![Message::Ping(Ping {
+                seq,
+                target: req.target,
+            })],
+            true,
+        );
+        cx.set_timer(self.config.probe_timeout, Timer::RelayTimeout(seq));
+    }
+
+    /// A relayed probe got no ack in time: nack if asked to.
+    pub(crate) fn on_relay_timeout(&mut self, cx: &mut Context, seq: u32) {
+        if let Some(Pending::Relay {
+            requester,
+            seq,
+            want_nack,
+        }) = self.pending.remove(&seq)
+            && want_nack
+        {
+            cx.send(
+                requester,
+                Channel::Datagram,
+                vec![Message::Nack(Nack { seq })],
+                true,
+            );
+        }
+    }
+
+    /// An ack: our probe succeeded, or a relayed one did.
+    pub(crate) fn handle_ack(&mut self, cx: &mut Context, ack: Ack) {
+        match self.pending.remove(&ack.seq) {
+            Some(Pending::Probe { .. }) => {
+                if self.config.lifeguard {
+                    self.awareness.apply(-1);
+                }
+            }
+            Some(Pending::Relay { requester, seq, .. }) => {
+                cx.send(
+                    requester,
+                    Channel::Datagram,
+                    vec![Message::Ack(Ack { seq })],
+                    true,
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// A nack from an indirect prober.
+    pub(crate) fn handle_nack(&mut self, nack: Nack) {
+        if let Some(Pending::Probe { nacks, .. }) = self.pending.get_mut(&nack.seq) {
+            *nacks += 1;
+        }
+    }
+}

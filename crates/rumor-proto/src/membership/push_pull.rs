@@ -1,0 +1,112 @@
+//! Join and the periodic full-state push-pull exchange.
+//!
+//! A push-pull sends this node's whole member table over the stream channel;
+//! the receiver merges it and answers with its own. A joining node does this
+//! with its seeds. Every node also does it with one random member every
+//! `push_pull_interval` (scaled up with cluster size), which repairs anything
+//! gossip missed.
+//!
+//! Merging follows the update rules, except that a member the sender lists as
+//! dead or suspect is only *suspected* here: it gets the chance to refute.
+//! What a joiner learns from its seed's reply is not re-gossiped (the cluster
+//! already knows it); everything else learned by push-pull is.
+
+use std::net::SocketAddr;
+
+use super::Membership;
+use super::member::MemberState;
+use crate::context::Context;
+use crate::timer::Timer;
+use crate::transmit::Channel;
+use crate::wire::{MemberEntry, Message, PushPull};
+
+/// Seeds remembered for reconnection.
+pub const MAX_SEEDS: usize = 64;
+
+impl Membership {
+    /// This node's full state, as sent in a push-pull.
+    pub(crate) fn push_pull_message(&self, join: bool, reply: bool) -> Message {
+        let members = self
+            .table
+            .iter()
+            .map(|(_, m)| MemberEntry {
+                node: m.name.clone(),
+                addr: m.addr,
+                incarnation: m.incarnation,
+                state: m.state,
+                tags: m.tags().clone(),
+            })
+            .collect();
+        Message::PushPull(PushPull {
+            join,
+            reply,
+            from: self.local_name().clone(),
+            members,
+        })
+    }
+
+    /// Start a push-pull with `addr`.
+    pub(crate) fn send_push_pull(&mut self, cx: &mut Context, addr: SocketAddr, join: bool) {
+        let msg = self.push_pull_message(join, false);
+        cx.send(addr, Channel::Stream, vec![msg], false);
+    }
+
+    /// Join through `seeds`: remember them and push-pull with each.
+    pub(crate) fn join(&mut self, cx: &mut Context, seeds: Vec<SocketAddr>) {
+        let own = self.local().addr;
+        for seed in seeds {
+            if seed != own && !self.seeds.contains(&seed) && self.seeds.len() < MAX_SEEDS {
+                self.seeds.push(seed);
+            }
+            if seed != own {
+                self.send_push_pull(cx, seed, true);
+            }
+        }
+    }
+
+    /// Periodic push-pull with one random alive member.
+    pub(crate) fn on_push_pull_timer(&mut self, cx: &mut Context) {
+        let interval = self
+            .config
+            .push_pull_interval_for(self.table.active_count());
+        if interval.is_zero() {
+            return;
+        }
+        cx.set_timer(interval, Timer::PushPull);
+        if self.leaving {
+            return;
+        }
+        let local = self.local;
+        let peer = self.table.sample(&mut cx.rng, 1, |id, m| {
+            id != local && m.state == MemberState::Alive
+        });
+        if let Some(addr) = peer
+            .first()
+            .and_then(|&id| self.table.get(id))
+            .map(|m| m.addr)
+        {
+            self.send_push_pull(cx, addr, false);
+        }
+    }
+
+    /// A push-pull request or reply arrived.
+    pub(crate) fn handle_push_pull(&mut self, cx: &mut Context, from: SocketAddr, pp: PushPull) {
+        if !pp.reply {
+            let reply = self.push_pull_message(pp.join, true);
+            cx.send(from, Channel::Stream, vec![reply], false);
+        }
+        // A joiner does not re-gossip the cluster's state back to it.
+        let gossip = !(pp.reply && pp.join);
+        for e in pp.members {
+            match e.state {
+                MemberState::Alive => {
+                    self.apply_alive(cx, e.incarnation, &e.node, e.addr, &e.tags, gossip)
+                }
+                MemberState::Left => self.apply_left(cx, e.incarnation, &e.node, gossip),
+                MemberState::Dead | MemberState::Suspect => {
+                    self.apply_suspect(cx, e.incarnation, &e.node, &pp.from, gossip)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The member table: every member this node knows, by stable slot id and by
+//! name.
+//!
+//! Members live in a slab (`Vec<Option<Member>>`) so that other structures
+//! (probe order, broadcast queue, suspicions) refer to them by a 4-byte
+//! [`MemberId`]; the name index is a `hashbrown::HashTable` of ids, so a name
+//! is stored once. A slot freed by reaping may be reused by a later member;
+//! holders of an id check the member's name or state before acting.
+
+use core::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rand::RngExt;
+use rand::seq::SliceRandom;
+
+use super::member::{Member, MemberState, NodeName};
+use crate::time::Instant;
+
+/// Index of a member in the table.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberId(pub(crate) u32);
+
+/// Fixed hasher: hashing never influences protocol decisions (the index is
+/// never iterated), so a fixed seed keeps runs reproducible without risk.
+type NameHasher = core::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+
+/// All members known to a node, itself included.
+#[derive(Debug, Default)]
+pub struct MemberTable {
+    slots: Vec<Option<Member>>,
+    free: Vec<u32>,
+    by_name: HashTable<u32>,
+    hasher: NameHasher,
+    active: usize,
+}
+
+impl MemberTable {
+    fn hash(&self, name: &NodeName) -> u64 {
+        self.hasher.hash_one(name.as_str())
+    }
+
+    /// The id of the member called `name`.
+    pub fn id_of(&self, name: &NodeName) -> Option<MemberId> {
+        let slots = &self.slots;
+        self.by_name
+            .find(self.hash(name), |&i| {
+                slots[i as usize].as_ref().is_some_and(|m| &m.name == name)
+            })
+            .map(|&i| MemberId(i))
+    }
+
+    /// The member at `id`.
+    pub fn get(&self, id: MemberId) -> Option<&Member> {
+        self.slots.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// The member called `name`.
+    pub fn by_name(&self, name: &NodeName) -> Option<&Member> {
+        self.id_of(name).and_then(|id| self.get(id))
+    }
+
+    /// Add a member not yet in the table.
+    pub fn insert(&mut self, member: Member) -> MemberId {
+        debug_assert!(self.id_of(&member.name).is_none());
+        let hash = self.hash(&member.name);
+        if member.state.is_active() {
+            self.active += 1;
+        }
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(member);
+                i
+            }
+            None => {
+                self.slots.push(Some(member));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.by_name.insert_unique(hash, idx, |&i| {
+            slots[i as usize]
+                .as_ref()
+                .map_or(0, |m| hasher.hash_one(m.name.as_str()))
+        });
+        MemberId(idx)
+    }
+
+    /// Remove a member; returns it.
+    pub fn remove(&mut self, id: MemberId) -> Option<Member> {
+        let member = self.slots.get_mut(id.0 as usize)?.take()?;
+        let hash = self.hash(&member.name);
+        if let Ok(entry) = self.by_name.find_entry(hash, |&i| i == id.0) {
+            entry.remove();
+        }
+        if member.state.is_active() {
+            self.active -= 1;
+        }
+        self.free.push(id.0);
+        Some(member)
+    }
+
+    /// Change a member with `f`, keeping the active count right.
+    /// The name must not change.
+    pub fn update<R>(&mut self, id: MemberId, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
+        let member = self.slots.get_mut(id.0 as usize)?.as_mut()?;
+        let was_active = member.state.is_active();
+        let out = f(member);
+        match (was_active, member.state.is_active()) {
+            (true, false) => self.active -= 1,
+            (false, true) => self.active += 1,
+            _ => {}
+        }
+        Some(out)
+    }
+
+    /// Set a member's state, stamping the time of the change.
+    pub fn set_state(&mut self, id: MemberId, state: MemberState, now: Instant) {
+        self.update(id, |m| {
+            if m.state != state {
+                m.since = now;
+            }
+            m.state = state;
+        });
+    }
+
+    /// Number of alive and suspect members (this node included).
+    pub fn active_count(&self) -> usize {
+        self.active
+    }
+
+    /// Number of members in the table.
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every member with its id, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (MemberId, &Member)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.as_ref().map(|m| (MemberId(i as u32), m)))
+    }
+
+    /// Every member id, in slot order.
+    pub fn ids(&self) -> Vec<MemberId> {
+        self.iter().map(|(id, _)| id).collect()
+    }
+
+    /// Up to `k` distinct random members for which `eligible` holds.
+    ///
+    /// Samples random slots first (cheap in large tables where most members
+    /// qualify), then falls back to a full scan so that small or mostly
+    /// ineligible tables still yield every candidate.
+    pub fn sample(
+        &self,
+        rng: &mut impl rand::Rng,
+        k: usize,
+        mut eligible: impl FnMut(MemberId, &Member) -> bool,
+    ) -> Vec<MemberId> {
+        let mut out = Vec::with_capacity(k);
+        if k == 0 || self.slots.is_empty() {
+            return out;
+        }
+        for _ in 0..(4 * k + 8) {
+            let i = rng.random_range(0..self.slots.len());
+            if let Some(m) = &self.slots[i] {
+                let id = MemberId(i as u32);
+                if !out.contains(&id) && eligible(id, m) {
+                    out.push(id);
+                    if out.len() == k {
+                        return out;
+                    }
+                }
+            }
+        }
+        let mut rest: Vec<MemberId> = self
+            .iter()
+            .filter(|&(id, m)| !out.contains(&id) && eligible(id, m))
+            .map(|(id, _)| id)
+            .collect();
+        rest.shuffle(rng);
+        rest.truncate(k - out.len());
+        out.extend(rest);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn member(name: &str, state: MemberState) -> Member {
+        Member {
+            name: name.parse().unwrap(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            incarnation: 0,
+            state,
+            since: Instant::ZERO,
+            tags: None,
+        }
+    }
+
+    #[test]
+    fn insert_lookup_remove_reuse() {
+        let mut t = MemberTable::default();
+        let a = t.insert(member("a", MemberState::Alive));
+        let b = t.insert(member("b", MemberState::Dead));
+        assert_eq!(t.active_count(), 1);
+        assert_eq!(t.id_of(&"b".parse().unwrap()), Some(b));
+        assert_eq!(t.remove(a).unwrap().name.as_str(), "a");
+        assert_eq!(t.active_count(), 0);
+        assert!(t.id_of(&"a".parse().unwrap()).is_none());
+        let c = t.insert(member("c", MemberState::Alive));
+        assert_eq!(c, a, "slot reused");
+        assert_eq!(t.by_name(&"c".parse().unwrap()).unwrap().name.as_str(), "c");
+        t.set_state(b, MemberState::Alive, Instant::from_millis(5));
+        assert_eq!(t.active_count(), 2);
+        assert_eq!(t.get(b).unwrap().since, Instant::from_millis(5));
+    }
+
+    #[test]
+    fn sample_is_distinct_and_filtered() {
+        let mut t = MemberTable::default();
+        for i in 0..50 {
+            let state = if i % 2 == 0 {
+                MemberState::Alive
+            } else {
+                MemberState::Dead
+            };
+            t.insert(member(&format!("n{i}"), state));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let s = t.sample(&mut rng, 30, |_, m| m.state == MemberState::Alive);
+        assert_eq!(s.len(), 25);
+        let mut d = s.clone();
+        d.sort();
+        d.dedup();
+        assert_eq!(d.len(), 25);
+    }
+}

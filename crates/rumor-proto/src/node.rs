@@ -1,0 +1,448 @@
+//! [`Node`]: one cluster member's protocol state machine, and the only door
+//! in and out of the core.
+//!
+//! ```text
+//! handle_packet(now, from, channel, bytes)   a datagram or stream frame arrived
+//! handle_timeout(now)                        the deadline from poll_timeout passed
+//! handle_command(now, Command)               the application asks for something
+//! poll_transmit() -> Option<Transmit>        bytes to send
+//! poll_event()    -> Option<Event>           something happened
+//! poll_timeout()  -> Option<Instant>         when to call handle_timeout next
+//! ```
+//!
+//! Nothing here reads a clock, opens a socket or draws OS randomness: the
+//! same inputs (and seed) always give the same outputs.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{Config, ConfigError, MAX_DATAGRAM};
+use crate::context::{Context, Outgoing};
+use crate::event::{Command, Event};
+use crate::membership::Membership;
+use crate::membership::member::{Incarnation, Member, MemberState, NodeName, Tags, boxed_tags};
+use crate::membership::table::MemberTable;
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::timer::{Timer, Timers};
+use crate::transmit::{Channel, Transmit};
+use crate::wire::frame::{
+    FLAG_SEALED, decode_datagram_body, decode_message, encode_stream_frame, split_frame,
+};
+use crate::wire::{self, DecodeError, Message, PacketBuilder};
+
+/// Who a node is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// Its unique name.
+    pub name: NodeName,
+    /// The address others reach it at.
+    pub addr: SocketAddr,
+    /// Its tags.
+    pub tags: Tags,
+    /// Incarnation to start from (the last one it used, after a restart).
+    pub incarnation: Incarnation,
+}
+
+impl Identity {
+    /// A fresh identity with no tags, at incarnation 0.
+    pub fn new(name: NodeName, addr: SocketAddr) -> Self {
+        Identity {
+            name,
+            addr,
+            tags: Tags::new(),
+            incarnation: 0,
+        }
+    }
+}
+
+/// What a node must keep across a restart to rejoin by itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The node's identity with the last incarnation it used.
+    pub identity: Identity,
+    /// Addresses of the members it knew as alive or suspect.
+    pub members: Vec<SocketAddr>,
+    /// The seeds it was given.
+    pub seeds: Vec<SocketAddr>,
+}
+
+/// Rejoin through at most this many remembered members after a restart.
+const REJOIN_FANOUT: usize = 3;
+
+/// A node could not be created.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The node's own tags exceed `max_tags_bytes`.
+    #[error(
+        "tags take {size} bytes, more than max_tags_bytes ({max}); remove some or shorten them"
+    )]
+    TagsTooLarge {
+        /// Their encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// One cluster member's protocol state machine.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    cx: Context,
+    membership: Membership,
+    transmits: VecDeque<Transmit>,
+}
+
+impl Node {
+    /// A new node at `now`, alone until it joins. `seed` seeds every random
+    /// choice it makes; the runtime should draw it from OS randomness, the
+    /// simulator from its own seed.
+    pub fn new(
+        config: Config,
+        identity: Identity,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, NodeError> {
+        config.validate()?;
+        let size = wire::tags_size(&identity.tags);
+        if size > config.max_tags_bytes {
+            return Err(NodeError::TagsTooLarge {
+                size,
+                max: config.max_tags_bytes,
+            });
+        }
+        let local = Member {
+            name: identity.name,
+            addr: identity.addr,
+            incarnation: identity.incarnation,
+            state: MemberState::Alive,
+            since: now,
+            tags: boxed_tags(identity.tags),
+        };
+        let mut cx = Context {
+            now,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            timers: Timers::default(),
+            events: VecDeque::new(),
+            outbox: Vec::new(),
+            stats: Stats::default(),
+        };
+        // Stagger the periodic timers so that nodes started together do not
+        // act in lockstep.
+        let jitter =
+            |cx: &mut Context, d: core::time::Duration| d.mul_f64(cx.rng.random_range(0.0..1.0));
+        for (period, timer) in [
+            (config.probe_interval, Timer::Probe),
+            (config.gossip_interval, Timer::Gossip),
+            (config.reap_interval, Timer::Reap),
+            (config.reconnect_interval, Timer::Reconnect),
+        ] {
+            let at = jitter(&mut cx, period);
+            cx.set_timer(at, timer);
+        }
+        if !config.push_pull_interval.is_zero() {
+            let at = config.push_pull_interval + jitter(&mut cx, config.push_pull_interval);
+            cx.set_timer(at, Timer::PushPull);
+        }
+        let membership = Membership::new(config.clone(), local);
+        Ok(Node {
+            config,
+            cx,
+            membership,
+            transmits: VecDeque::new(),
+        })
+    }
+
+    /// A node restarted from a [`Snapshot`]: it comes back at a higher
+    /// incarnation and rejoins through a few of the members it knew and its
+    /// seeds.
+    pub fn restore(
+        config: Config,
+        snapshot: Snapshot,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, NodeError> {
+        let mut identity = snapshot.identity;
+        identity.incarnation = identity.incarnation.saturating_add(1);
+        let mut node = Node::new(config, identity, seed, now)?;
+        let mut known = snapshot.members;
+        known.retain(|a| *a != node.membership.local().addr);
+        rand::seq::SliceRandom::shuffle(known.as_mut_slice(), &mut node.cx.rng);
+        known.truncate(REJOIN_FANOUT);
+        node.membership.seeds = snapshot.seeds.clone();
+        for seed in &snapshot.seeds {
+            if !known.contains(seed) {
+                known.push(*seed);
+            }
+        }
+        node.handle_command(now, Command::Join { seeds: known });
+        Ok(node)
+    }
+
+    /// What this node must keep to rejoin after a restart.
+    pub fn snapshot(&self) -> Snapshot {
+        let local = self.membership.local();
+        Snapshot {
+            identity: Identity {
+                name: local.name.clone(),
+                addr: local.addr,
+                tags: local.tags().clone(),
+                incarnation: local.incarnation,
+            },
+            members: self
+                .membership
+                .table()
+                .iter()
+                .filter(|(_, m)| m.state.is_active() && m.name != local.name)
+                .map(|(_, m)| m.addr)
+                .collect(),
+            seeds: self.membership.seeds.clone(),
+        }
+    }
+
+    /// A datagram or stream frame arrived from `from`. Anything that does
+    /// not decode is dropped, counted in [`Stats::dropped`], and changes
+    /// nothing.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        channel: Channel,
+        bytes: &[u8],
+    ) {
+        self.cx.now = now;
+        self.cx.stats.packets_received += 1;
+        self.cx.stats.bytes_received += bytes.len() as u64;
+        match self.decode(channel, bytes) {
+            Ok(messages) => {
+                for msg in messages {
+                    self.dispatch(from, channel, msg);
+                }
+            }
+            Err(e) => self.cx.stats.dropped.record(&e),
+        }
+        self.flush();
+    }
+
+    fn decode(&mut self, channel: Channel, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        let max = match channel {
+            Channel::Datagram => MAX_DATAGRAM,
+            Channel::Stream => self.config.max_stream_frame,
+        };
+        let frame = split_frame(bytes, &self.config.cluster, max)?;
+        if frame.flags & FLAG_SEALED != 0 {
+            return Err(DecodeError::Malformed(
+                "sealed frame reached the core unopened",
+            ));
+        }
+        let messages = match channel {
+            Channel::Datagram => {
+                let decoded = decode_datagram_body(frame.body)?;
+                self.cx.stats.dropped.unknown_message += decoded.unknown as u64;
+                decoded.messages
+            }
+            Channel::Stream => vec![decode_message(frame.body)?],
+        };
+        for m in &messages {
+            wire::validate(m, self.config.max_tags_bytes)?;
+        }
+        Ok(messages)
+    }
+
+    fn dispatch(&mut self, from: SocketAddr, channel: Channel, msg: Message) {
+        let (m, cx) = (&mut self.membership, &mut self.cx);
+        match msg {
+            Message::Ping(p) => m.handle_ping(cx, from, channel, p),
+            Message::IndirectPing(p) => m.handle_indirect_ping(cx, from, p),
+            Message::Ack(a) => m.handle_ack(cx, a),
+            Message::Nack(n) => m.handle_nack(n),
+            Message::Alive(a) => m.apply_alive(cx, a.incarnation, &a.node, a.addr, &a.tags, true),
+            Message::Suspect(s) => m.apply_suspect(cx, s.incarnation, &s.node, &s.from, true),
+            Message::Dead(d) => m.apply_dead(cx, d.incarnation, &d.node, true),
+            Message::Left(l) => m.apply_left(cx, l.incarnation, &l.node, true),
+            Message::PushPull(p) => m.handle_push_pull(cx, from, p),
+        }
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.cx.now = now;
+        while let Some(timer) = self.cx.timers.pop_due(now) {
+            let (m, cx) = (&mut self.membership, &mut self.cx);
+            match timer {
+                Timer::Probe => m.on_probe_timer(cx),
+                Timer::ProbeTimeout(seq) => m.on_probe_timeout(cx, seq),
+                Timer::ProbeDeadline(seq) => m.on_probe_deadline(cx, seq),
+                Timer::RelayTimeout(seq) => m.on_relay_timeout(cx, seq),
+                Timer::Suspicion(id) => m.on_suspicion_timer(cx, id),
+                Timer::Gossip => self.on_gossip_timer(),
+                Timer::PushPull => m.on_push_pull_timer(cx),
+                Timer::Reap => m.on_reap_timer(cx),
+                Timer::Reconnect => m.on_reconnect_timer(cx),
+            }
+        }
+        self.flush();
+    }
+
+    /// Do what the application asks.
+    pub fn handle_command(&mut self, now: Instant, command: Command) {
+        self.cx.now = now;
+        match command {
+            Command::Join { seeds } => self.membership.join(&mut self.cx, seeds),
+            Command::Leave => {
+                self.membership.leave(&mut self.cx);
+                self.gossip_round();
+            }
+            Command::SetTags(tags) => {
+                // Tags too large for the wire would be dropped by every peer.
+                if wire::tags_size(&tags) <= self.config.max_tags_bytes {
+                    self.membership.set_tags(tags);
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// Gossip timer: send queued updates to `gossip_fanout` random peers.
+    fn on_gossip_timer(&mut self) {
+        self.cx
+            .set_timer(self.config.gossip_interval, Timer::Gossip);
+        self.gossip_round();
+    }
+
+    fn gossip_round(&mut self) {
+        if self.membership.queued_broadcasts() == 0 {
+            return;
+        }
+        let (now, local) = (self.cx.now, self.membership.local);
+        let to_dead = self.config.gossip_to_dead;
+        let peers =
+            self.membership
+                .table()
+                .sample(&mut self.cx.rng, self.config.gossip_fanout, |id, m| {
+                    id != local
+                        && (m.state.is_active()
+                            || (m.state == MemberState::Dead && now - m.since < to_dead))
+                });
+        for id in peers {
+            if let Some(m) = self.membership.table().get(id) {
+                let addr = m.addr;
+                self.cx.send(addr, Channel::Datagram, Vec::new(), true);
+            }
+        }
+    }
+
+    /// Encode everything handlers queued into transmits.
+    fn flush(&mut self) {
+        for Outgoing {
+            to,
+            channel,
+            msgs,
+            piggyback,
+        } in std::mem::take(&mut self.cx.outbox)
+        {
+            match channel {
+                Channel::Datagram => {
+                    let Ok(mut packet) =
+                        PacketBuilder::new(&self.config.cluster, self.config.packet_budget)
+                    else {
+                        continue;
+                    };
+                    for msg in &msgs {
+                        // A single protocol message always fits a packet
+                        // budget of at least MIN_PACKET_BUDGET.
+                        let _ = packet.push(msg);
+                    }
+                    if piggyback {
+                        self.membership.fill_packet(&mut packet);
+                    }
+                    if packet.is_empty() {
+                        continue;
+                    }
+                    self.cx.stats.messages_sent += packet.len() as u64;
+                    self.push_transmit(to, channel, packet.finish());
+                }
+                Channel::Stream => {
+                    for msg in &msgs {
+                        if let Ok(bytes) = encode_stream_frame(
+                            &self.config.cluster,
+                            msg,
+                            self.config.max_stream_frame,
+                        ) {
+                            self.cx.stats.messages_sent += 1;
+                            self.push_transmit(to, channel, bytes);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn push_transmit(&mut self, to: SocketAddr, channel: Channel, bytes: Vec<u8>) {
+        self.cx.stats.packets_sent += 1;
+        self.cx.stats.bytes_sent += bytes.len() as u64;
+        self.transmits.push_back(Transmit { to, channel, bytes });
+    }
+
+    /// The next packet or frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.cx.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.cx.timers.next_deadline()
+    }
+
+    /// This node's own member entry.
+    pub fn local(&self) -> &Member {
+        self.membership.local()
+    }
+
+    /// Every member this node knows, itself included.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.membership.table().iter().map(|(_, m)| m)
+    }
+
+    /// The member table (for lookups by name and counts).
+    pub fn member_table(&self) -> &MemberTable {
+        self.membership.table()
+    }
+
+    /// The member called `name`.
+    pub fn member(&self, name: &NodeName) -> Option<&Member> {
+        self.membership.table().by_name(name)
+    }
+
+    /// Traffic and drop counters.
+    pub fn stats(&self) -> &Stats {
+        &self.cx.stats
+    }
+
+    /// Lifeguard's local health score (0 is healthy).
+    pub fn health_score(&self) -> u32 {
+        self.membership.health_score()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of membership updates waiting to be gossiped.
+    pub fn queued_broadcasts(&self) -> usize {
+        self.membership.queued_broadcasts()
+    }
+}

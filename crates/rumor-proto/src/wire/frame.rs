@@ -1,0 +1,329 @@
+//! Packet framing: header, compound datagrams and stream frames.
+//!
+//! ```text
+//! header   = version:u8  flags:u8  cluster_len:u8  cluster:[u8; cluster_len]
+//! datagram = header  { len:varint  message:[u8; len] }*
+//! stream   = header  message
+//! ```
+//!
+//! The header is what a sealing layer binds as associated data; everything
+//! after it is the body it encrypts. Flag bit 0 marks a sealed body; the other
+//! bits are reserved and must be zero. Messages in a datagram are
+//! length-prefixed so that a receiver can skip message types it does not know
+//! (a newer peer) without losing the rest of the packet.
+
+use serde::Serialize;
+
+use super::error::{DecodeError, EncodeError};
+use super::message::Message;
+use crate::config::MAX_CLUSTER_NAME;
+
+/// Version of the wire protocol spoken by this build.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Header flag: the body is sealed by an AEAD layer.
+pub const FLAG_SEALED: u8 = 0b0000_0001;
+/// Number of message types this build knows; a higher variant index is a
+/// message from a newer protocol and is skipped.
+pub(crate) const KNOWN_MESSAGE_KINDS: u32 = 9;
+
+/// Bytes taken by the header for a cluster name of `cluster_len` bytes.
+pub fn header_len(cluster_len: usize) -> usize {
+    3 + cluster_len
+}
+
+/// The parts of a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Header flags.
+    pub flags: u8,
+    /// Cluster name bytes as sent.
+    pub cluster: &'a [u8],
+    /// Everything after the header.
+    pub body: &'a [u8],
+}
+
+/// Write a header for `cluster` with `flags`.
+pub fn write_header(buf: &mut Vec<u8>, cluster: &str, flags: u8) -> Result<(), EncodeError> {
+    let len = u8::try_from(cluster.len())
+        .ok()
+        .filter(|&l| l as usize <= MAX_CLUSTER_NAME)
+        .ok_or(EncodeError::ClusterName)?;
+    buf.push(PROTOCOL_VERSION);
+    buf.push(flags);
+    buf.push(len);
+    buf.extend_from_slice(cluster.as_bytes());
+    Ok(())
+}
+
+/// Split a frame into header fields and body, checking version, size and
+/// cluster name.
+pub fn split_frame<'a>(
+    bytes: &'a [u8],
+    cluster: &str,
+    max_len: usize,
+) -> Result<Frame<'a>, DecodeError> {
+    if bytes.len() > max_len {
+        return Err(DecodeError::Oversized {
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
+    let [version, flags, len, rest @ ..] = bytes else {
+        return Err(DecodeError::Truncated);
+    };
+    if *version != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion(*version));
+    }
+    if flags & !FLAG_SEALED != 0 {
+        return Err(DecodeError::Malformed("reserved header flags set"));
+    }
+    let len = *len as usize;
+    if rest.len() < len {
+        return Err(DecodeError::Truncated);
+    }
+    let (name, body) = rest.split_at(len);
+    if name != cluster.as_bytes() {
+        return Err(DecodeError::WrongCluster);
+    }
+    Ok(Frame {
+        flags: *flags,
+        cluster: name,
+        body,
+    })
+}
+
+/// Encode one message with postcard, appending to `buf`.
+pub fn encode_message(msg: &Message, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    encode_into(msg, buf)
+}
+
+fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let out = core::mem::take(buf);
+    *buf = postcard::to_extend(value, out).map_err(|_| EncodeError::Serialize)?;
+    Ok(())
+}
+
+/// Length in bytes of `n` as a varint.
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.max(1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+/// Builds one datagram: a header followed by as many messages as fit in the
+/// packet budget.
+#[derive(Debug)]
+pub struct PacketBuilder {
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    budget: usize,
+    messages: usize,
+}
+
+impl PacketBuilder {
+    /// Start a datagram for `cluster` that will not exceed `budget` bytes.
+    pub fn new(cluster: &str, budget: usize) -> Result<Self, EncodeError> {
+        let mut buf = Vec::with_capacity(budget.min(2048));
+        write_header(&mut buf, cluster, 0)?;
+        Ok(PacketBuilder {
+            buf,
+            scratch: Vec::new(),
+            budget,
+            messages: 0,
+        })
+    }
+
+    /// Bytes still free in the budget.
+    pub fn remaining(&self) -> usize {
+        self.budget.saturating_sub(self.buf.len())
+    }
+
+    /// Number of messages added so far.
+    pub fn len(&self) -> usize {
+        self.messages
+    }
+
+    /// Whether no message was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// Add `msg` if it fits; returns whether it was added.
+    pub fn push(&mut self, msg: &Message) -> Result<bool, EncodeError> {
+        self.scratch.clear();
+        let mut scratch = core::mem::take(&mut self.scratch);
+        encode_message(msg, &mut scratch)?;
+        let added = self.push_encoded(&scratch);
+        self.scratch = scratch;
+        Ok(added)
+    }
+
+    /// Add an already encoded message if it fits; returns whether it was added.
+    pub fn push_encoded(&mut self, encoded: &[u8]) -> bool {
+        let need = varint_len(encoded.len()) + encoded.len();
+        if need > self.remaining() {
+            return false;
+        }
+        let out = core::mem::take(&mut self.buf);
+        self.buf = match postcard::to_extend(&(encoded.len() as u32), out) {
+            Ok(b) => b,
+            Err(_) => unreachable!("writing to a Vec cannot fail"),
+        };
+        self.buf.extend_from_slice(encoded);
+        self.messages += 1;
+        true
+    }
+
+    /// The finished datagram.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Messages decoded from one datagram.
+#[derive(Debug, Default, PartialEq)]
+pub struct Decoded {
+    /// The messages, in packet order.
+    pub messages: Vec<Message>,
+    /// Messages of a type this build does not know, skipped.
+    pub unknown: usize,
+}
+
+/// Decode the body of a datagram into its messages. Nothing is returned
+/// unless the whole body decodes, so a damaged packet changes nothing.
+pub fn decode_datagram_body(mut body: &[u8]) -> Result<Decoded, DecodeError> {
+    let mut out = Decoded::default();
+    while !body.is_empty() {
+        let (len, rest) =
+            postcard::take_from_bytes::<u32>(body).map_err(DecodeError::from_postcard)?;
+        let len = len as usize;
+        if rest.len() < len {
+            return Err(DecodeError::Truncated);
+        }
+        let (msg, rest) = rest.split_at(len);
+        body = rest;
+        if is_unknown_kind(msg) {
+            out.unknown += 1;
+            continue;
+        }
+        out.messages.push(decode_message(msg)?);
+    }
+    Ok(out)
+}
+
+fn is_unknown_kind(msg: &[u8]) -> bool {
+    matches!(postcard::take_from_bytes::<u32>(msg), Ok((kind, _)) if kind >= KNOWN_MESSAGE_KINDS)
+}
+
+/// Decode exactly one message that fills `bytes`.
+pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+    let (msg, rest) =
+        postcard::take_from_bytes::<Message>(bytes).map_err(DecodeError::from_postcard)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed("trailing bytes after message"));
+    }
+    Ok(msg)
+}
+
+/// Encode a stream frame: header and a single message.
+pub fn encode_stream_frame(
+    cluster: &str,
+    msg: &Message,
+    max_len: usize,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut buf = Vec::new();
+    write_header(&mut buf, cluster, 0)?;
+    encode_message(msg, &mut buf)?;
+    if buf.len() > max_len {
+        return Err(EncodeError::TooLarge {
+            len: buf.len(),
+            max: max_len,
+        });
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::message::{Ack, Ping};
+
+    #[test]
+    fn varint_len_matches_postcard() {
+        for n in [
+            0usize,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            1 << 21,
+            u32::MAX as usize,
+        ] {
+            let enc = postcard::to_allocvec(&(n as u32)).unwrap();
+            assert_eq!(varint_len(n), enc.len(), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn builder_respects_budget() {
+        let mut b = PacketBuilder::new("c", 64).unwrap();
+        let mut n = 0;
+        while b.push(&Message::Ack(Ack { seq: u32::MAX })).unwrap() {
+            n += 1;
+        }
+        let pkt = b.finish();
+        assert!(pkt.len() <= 64);
+        assert!(n > 5);
+        let frame = split_frame(&pkt, "c", 64).unwrap();
+        assert_eq!(decode_datagram_body(frame.body).unwrap().messages.len(), n);
+    }
+
+    #[test]
+    fn header_checks() {
+        let mut b = PacketBuilder::new("alpha", 1400).unwrap();
+        let ping = Message::Ping(Ping {
+            seq: 1,
+            target: "n1".parse().unwrap(),
+        });
+        assert!(b.push(&ping).unwrap());
+        let pkt = b.finish();
+        assert_eq!(
+            split_frame(&pkt, "beta", 1400),
+            Err(DecodeError::WrongCluster)
+        );
+        assert_eq!(
+            split_frame(&pkt, "alpha", 10),
+            Err(DecodeError::Oversized {
+                len: pkt.len(),
+                max: 10
+            })
+        );
+        assert_eq!(
+            split_frame(&pkt[..2], "alpha", 1400),
+            Err(DecodeError::Truncated)
+        );
+        let mut v2 = pkt.clone();
+        v2[0] = 2;
+        assert_eq!(
+            split_frame(&v2, "alpha", 1400),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        let frame = split_frame(&pkt, "alpha", 1400).unwrap();
+        assert_eq!(
+            decode_datagram_body(frame.body).unwrap().messages,
+            vec![ping]
+        );
+    }
+
+    #[test]
+    fn unknown_message_kinds_are_skipped() {
+        let mut b = PacketBuilder::new("c", 1400).unwrap();
+        assert!(b.push_encoded(&[42, 1, 2, 3]));
+        assert!(b.push(&Message::Ack(Ack { seq: 7 })).unwrap());
+        let pkt = b.finish();
+        let frame = split_frame(&pkt, "c", 1400).unwrap();
+        let d = decode_datagram_body(frame.body).unwrap();
+        assert_eq!(d.unknown, 1);
+        assert_eq!(d.messages, vec![Message::Ack(Ack { seq: 7 })]);
+    }
+}

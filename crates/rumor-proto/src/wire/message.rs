@@ -1,0 +1,159 @@
+//! The messages nodes exchange. Every message is encoded with postcard; a
+//! datagram carries several of them (see [`super::frame`]).
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::membership::member::{Incarnation, MemberState, NodeName, Tags};
+
+/// One protocol message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Direct probe: "are you alive?"
+    Ping(Ping),
+    /// Ask the receiver to probe `target` on the sender's behalf.
+    IndirectPing(IndirectPing),
+    /// Answer to a ping (direct or relayed).
+    Ack(Ack),
+    /// An indirect prober could not reach the target in time (Lifeguard).
+    Nack(Nack),
+    /// A member is alive at an incarnation, with its address and tags.
+    Alive(Alive),
+    /// A member is suspected of failure.
+    Suspect(Suspect),
+    /// A member is declared failed.
+    Dead(Dead),
+    /// A member left on purpose.
+    Left(Left),
+    /// Full-state exchange, on join and periodically (stream channel).
+    PushPull(PushPull),
+}
+
+impl Message {
+    /// Short name of the message type, for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Ping(_) => "ping",
+            Message::IndirectPing(_) => "indirect-ping",
+            Message::Ack(_) => "ack",
+            Message::Nack(_) => "nack",
+            Message::Alive(_) => "alive",
+            Message::Suspect(_) => "suspect",
+            Message::Dead(_) => "dead",
+            Message::Left(_) => "left",
+            Message::PushPull(_) => "push-pull",
+        }
+    }
+}
+
+/// Direct probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Sequence number the ack must echo.
+    pub seq: u32,
+    /// Name of the node the sender means to probe; a ping that reaches
+    /// another node (a reused address) is not answered.
+    pub target: NodeName,
+}
+
+/// Request to probe `target` for the sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndirectPing {
+    /// Sequence number to echo in the relayed ack or the nack.
+    pub seq: u32,
+    /// The member to probe.
+    pub target: NodeName,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Whether the sender wants a nack if the target does not answer.
+    pub want_nack: bool,
+}
+
+/// Probe answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The sequence number of the ping answered.
+    pub seq: u32,
+}
+
+/// Negative answer from an indirect prober.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nack {
+    /// The sequence number of the indirect ping answered.
+    pub seq: u32,
+}
+
+/// A member is alive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alive {
+    /// The member's incarnation.
+    pub incarnation: Incarnation,
+    /// The member.
+    pub node: NodeName,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its tags.
+    pub tags: Tags,
+}
+
+/// A member is suspected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspect {
+    /// Incarnation the suspicion is about.
+    pub incarnation: Incarnation,
+    /// The suspected member.
+    pub node: NodeName,
+    /// Who suspects it (each distinct accuser confirms the suspicion).
+    pub from: NodeName,
+}
+
+/// A member is declared failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dead {
+    /// Incarnation the verdict is about.
+    pub incarnation: Incarnation,
+    /// The failed member.
+    pub node: NodeName,
+    /// Who declared it.
+    pub from: NodeName,
+}
+
+/// A member left on purpose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    /// The member's incarnation at leaving (higher than any before).
+    pub incarnation: Incarnation,
+    /// The member.
+    pub node: NodeName,
+}
+
+/// One member's entry in a full-state exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEntry {
+    /// The member.
+    pub node: NodeName,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+    /// The sender's view of its state.
+    pub state: MemberState,
+    /// Its tags.
+    pub tags: Tags,
+}
+
+/// Full-state exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushPull {
+    /// The sender is joining: the receiver should not re-gossip what the
+    /// sender will learn from the reply, and the sender does not re-gossip
+    /// the reply (the cluster already knows it).
+    pub join: bool,
+    /// This is the answer to a push-pull request.
+    pub reply: bool,
+    /// The sender's name (the accuser for members it lists as dead).
+    pub from: NodeName,
+    /// The sender's member table.
+    pub members: Vec<MemberEntry>,
+}

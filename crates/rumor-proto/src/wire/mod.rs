@@ -1,0 +1,66 @@
+//! Wire format: messages, framing, limits.
+//!
+//! Decoding is total: any bytes give messages or a [`DecodeError`], never a
+//! panic, and allocation is bounded by the input length (postcard reads
+//! lengths from the input, and serde caps any up-front reservation).
+
+pub mod error;
+pub mod frame;
+pub mod message;
+
+pub use error::{DecodeError, EncodeError};
+pub use frame::{Decoded, PROTOCOL_VERSION, PacketBuilder};
+pub use message::*;
+
+use crate::membership::member::{NodeName, Tags};
+
+/// Size of tags as counted against `Config::max_tags_bytes`: the bytes of
+/// every key and value, plus two per entry.
+pub fn tags_size(tags: &Tags) -> usize {
+    tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
+}
+
+fn check_name(name: &NodeName) -> Result<(), DecodeError> {
+    if name.is_valid() {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid("bad node name"))
+    }
+}
+
+fn check_tags(tags: &Tags, max: usize) -> Result<(), DecodeError> {
+    if tags_size(tags) <= max {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid("tags too large"))
+    }
+}
+
+/// Check the rules serde cannot: valid names, tags within `max_tags_bytes`.
+pub fn validate(msg: &Message, max_tags_bytes: usize) -> Result<(), DecodeError> {
+    match msg {
+        Message::Ping(p) => check_name(&p.target),
+        Message::IndirectPing(p) => check_name(&p.target),
+        Message::Ack(_) | Message::Nack(_) => Ok(()),
+        Message::Alive(a) => {
+            check_name(&a.node)?;
+            check_tags(&a.tags, max_tags_bytes)
+        }
+        Message::Suspect(s) => {
+            check_name(&s.node)?;
+            check_name(&s.from)
+        }
+        Message::Dead(d) => {
+            check_name(&d.node)?;
+            check_name(&d.from)
+        }
+        Message::Left(l) => check_name(&l.node),
+        Message::PushPull(p) => {
+            check_name(&p.from)?;
+            p.members.iter().try_for_each(|m| {
+                check_name(&m.node)?;
+                check_tags(&m.tags, max_tags_bytes)
+            })
+        }
+    }
+}
