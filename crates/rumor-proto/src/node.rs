@@ -361,7 +361,7 @@ impl Node {
                         let _ = packet.push(msg);
                     }
                     if piggyback {
-                        self.membership.fill_packet(&mut packet);
+                        self.membership.fill_packet(&mut packet, to);
                     }
                     if packet.is_empty() {
                         continue;

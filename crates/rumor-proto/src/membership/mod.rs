@@ -138,8 +138,10 @@ impl Membership {
         announcement(&self.table, &self.suspicions, self.local, id)
     }
 
-    /// Fill the rest of `packet` with queued membership updates.
-    pub(crate) fn fill_packet(&mut self, packet: &mut PacketBuilder) {
+    /// Fill the rest of `packet`, bound for `to`, with queued membership
+    /// updates. A member's own `alive` is not sent to it: that would spend a
+    /// transmission on the one node that needs no telling.
+    pub(crate) fn fill_packet(&mut self, packet: &mut PacketBuilder, to: SocketAddr) {
         let limit = self.retransmit_limit();
         let Membership {
             queue,
@@ -152,6 +154,12 @@ impl Membership {
         queue.fill(limit, |id| {
             if packet.remaining() < MIN_BROADCAST_BYTES {
                 return Offer::Full;
+            }
+            if table
+                .get(id)
+                .is_some_and(|m| m.addr == to && m.state == MemberState::Alive)
+            {
+                return Offer::Skipped;
             }
             let Some(msg) = announcement(table, suspicions, *local, id) else {
                 return Offer::Stale;

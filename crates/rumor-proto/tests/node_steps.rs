@@ -1,0 +1,323 @@
+//! Step a few nodes by hand and check what they send and conclude.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumor_proto::wire::frame::{decode_datagram_body, decode_message, split_frame};
+use rumor_proto::wire::{Alive, Message, PacketBuilder, Suspect};
+use rumor_proto::*;
+
+fn addr(i: usize) -> SocketAddr {
+    format!("127.0.0.{}:7946", i + 1).parse().unwrap()
+}
+
+fn name(i: usize) -> NodeName {
+    format!("n{i}").parse().unwrap()
+}
+
+/// Nodes that deliver every transmit at once, except to nodes marked down.
+struct Net {
+    nodes: Vec<Node>,
+    down: Vec<bool>,
+    now: Instant,
+    events: Vec<(usize, Event)>,
+}
+
+impl Net {
+    fn new(n: usize, config: Config) -> Net {
+        let nodes = (0..n)
+            .map(|i| {
+                Node::new(
+                    config.clone(),
+                    Identity::new(name(i), addr(i)),
+                    i as u64,
+                    Instant::ZERO,
+                )
+                .unwrap()
+            })
+            .collect();
+        Net {
+            nodes,
+            down: vec![false; n],
+            now: Instant::ZERO,
+            events: Vec::new(),
+        }
+    }
+
+    fn deliver(&mut self) {
+        loop {
+            let mut any = false;
+            for i in 0..self.nodes.len() {
+                while let Some(e) = self.nodes[i].poll_event() {
+                    self.events.push((i, e));
+                }
+                while let Some(t) = self.nodes[i].poll_transmit() {
+                    any = true;
+                    let Some(j) = (0..self.nodes.len()).find(|&j| addr(j) == t.to) else {
+                        continue;
+                    };
+                    if !self.down[j] && !self.down[i] {
+                        let now = self.now;
+                        self.nodes[j].handle_packet(now, addr(i), t.channel, &t.bytes);
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// Advance virtual time to `until`, firing timers in order.
+    fn run_until(&mut self, until: Instant) {
+        loop {
+            let next = (0..self.nodes.len())
+                .filter(|&i| !self.down[i])
+                .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
+                .min();
+            match next {
+                Some((t, i)) if t <= until => {
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    self.nodes[i].handle_timeout(now);
+                    self.deliver();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
+    fn join_all(&mut self) {
+        for i in 1..self.nodes.len() {
+            let now = self.now;
+            self.nodes[i].handle_command(
+                now,
+                Command::Join {
+                    seeds: vec![addr(0)],
+                },
+            );
+            self.deliver();
+        }
+    }
+
+    fn state(&self, observer: usize, subject: usize) -> Option<MemberState> {
+        self.nodes[observer].member(&name(subject)).map(|m| m.state)
+    }
+}
+
+fn messages(t: &Transmit) -> Vec<Message> {
+    let frame = split_frame(&t.bytes, "default", 1 << 20).unwrap();
+    match t.channel {
+        Channel::Datagram => decode_datagram_body(frame.body).unwrap().messages,
+        Channel::Stream => vec![decode_message(frame.body).unwrap()],
+    }
+}
+
+#[test]
+fn join_spreads_everyone_to_everyone() {
+    // Gossip spreads most joins; the periodic push-pull (15 s in the local
+    // profile) repairs whatever gossip missed.
+    let config = Config::local();
+    let mut net = Net::new(5, config.clone());
+    net.join_all();
+    net.run_until(Instant::ZERO + config.push_pull_interval * 2 + config.probe_interval);
+    for i in 0..5 {
+        for j in 0..5 {
+            assert_eq!(net.state(i, j), Some(MemberState::Alive), "n{i} about n{j}");
+        }
+    }
+}
+
+#[test]
+fn crashed_node_is_suspected_then_declared_dead() {
+    let mut net = Net::new(5, Config::local());
+    net.join_all();
+    net.run_until(Instant::from_millis(3_000));
+    net.down[4] = true;
+    let crash = net.now;
+    net.run_until(crash + Duration::from_secs(60));
+    for i in 0..4 {
+        assert_eq!(net.state(i, 4), Some(MemberState::Dead), "n{i} about n4");
+    }
+    let kinds: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Member(m) if m.name == name(4) => Some(m.kind),
+            _ => None,
+        })
+        .collect();
+    assert!(kinds.contains(&MemberEventKind::Suspected));
+    assert!(kinds.contains(&MemberEventKind::Failed));
+    assert!(
+        net.nodes
+            .iter()
+            .take(4)
+            .all(|n| n.stats().indirect_probes > 0 || n.stats().probes > 0)
+    );
+}
+
+#[test]
+fn suspected_node_refutes_with_higher_incarnation() {
+    let mut n = Net::new(1, Config::lan());
+    let me = &mut n.nodes[0];
+    let mut b = PacketBuilder::new("default", 1400).unwrap();
+    let s = Suspect {
+        incarnation: 0,
+        node: name(0),
+        from: name(7),
+    };
+    b.push(&Message::Suspect(s)).unwrap();
+    me.handle_packet(
+        Instant::from_millis(1),
+        addr(7),
+        Channel::Datagram,
+        &b.finish(),
+    );
+    assert_eq!(me.local().incarnation, 1);
+    assert_eq!(me.poll_event(), Some(Event::Refuted { incarnation: 1 }));
+    assert_eq!(me.stats().refutations, 1);
+    assert_eq!(
+        me.health_score(),
+        1,
+        "refuting raises the local health score"
+    );
+}
+
+#[test]
+fn buddy_system_tells_the_suspect_first() {
+    let mut net = Net::new(3, Config::lan());
+    net.join_all();
+    // n0 hears that n1 is suspected.
+    let mut b = PacketBuilder::new("default", 1400).unwrap();
+    b.push(&Message::Suspect(Suspect {
+        incarnation: 0,
+        node: name(1),
+        from: name(2),
+    }))
+    .unwrap();
+    let now = net.now;
+    net.nodes[0].handle_packet(now, addr(2), Channel::Datagram, &b.finish());
+    assert_eq!(net.state(0, 1), Some(MemberState::Suspect));
+    // Run n0's timers until it probes n1; the ping must follow a suspect message.
+    let mut t = now;
+    loop {
+        t += Duration::from_millis(100);
+        net.nodes[0].handle_timeout(t);
+        let mut found = None;
+        while let Some(tx) = net.nodes[0].poll_transmit() {
+            let msgs = messages(&tx);
+            if tx.to == addr(1) && msgs.iter().any(|m| matches!(m, Message::Ping(_))) {
+                found = Some(msgs);
+            }
+        }
+        if let Some(msgs) = found {
+            assert!(
+                matches!(&msgs[0], Message::Suspect(s) if s.node == name(1)),
+                "{msgs:?}"
+            );
+            break;
+        }
+        assert!(t < now + Duration::from_secs(10), "n0 never probed n1");
+    }
+}
+
+#[test]
+fn same_name_on_new_address_is_accepted_at_higher_incarnation() {
+    let mut net = Net::new(2, Config::lan());
+    net.join_all();
+    let new_addr: SocketAddr = "127.0.0.99:7000".parse().unwrap();
+    let alive = |incarnation| {
+        let mut b = PacketBuilder::new("default", 1400).unwrap();
+        b.push(&Message::Alive(Alive {
+            incarnation,
+            node: name(1),
+            addr: new_addr,
+            tags: Tags::new(),
+        }))
+        .unwrap();
+        b.finish()
+    };
+    let now = net.now;
+    net.nodes[0].handle_packet(now, new_addr, Channel::Datagram, &alive(0));
+    assert_eq!(
+        net.nodes[0].member(&name(1)).unwrap().addr,
+        addr(1),
+        "same incarnation: ignored"
+    );
+    net.nodes[0].handle_packet(now, new_addr, Channel::Datagram, &alive(5));
+    let m = net.nodes[0].member(&name(1)).unwrap();
+    assert_eq!(
+        (m.addr, m.incarnation, m.state),
+        (new_addr, 5, MemberState::Alive)
+    );
+}
+
+#[test]
+fn tag_change_propagates_as_update() {
+    let mut net = Net::new(3, Config::local());
+    net.join_all();
+    net.run_until(Instant::from_millis(3_000));
+    let mut tags = Tags::new();
+    tags.insert("role".into(), "db".into());
+    let now = net.now;
+    net.nodes[2].handle_command(now, Command::SetTags(tags.clone()));
+    net.run_until(now + Duration::from_secs(3));
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].member(&name(2)).unwrap().tags(), &tags);
+    }
+    assert!(net.events.iter().any(|(i, e)| *i == 0
+        && matches!(e, Event::Member(m) if m.kind == MemberEventKind::Updated && m.name == name(2))));
+}
+
+#[test]
+fn broadcast_queue_holds_one_update_per_member() {
+    let mut n = Net::new(1, Config::lan());
+    let me = &mut n.nodes[0];
+    for inc in 1..200u32 {
+        let mut b = PacketBuilder::new("default", 1400).unwrap();
+        for p in 0..10 {
+            let node = format!("p{p}").parse().unwrap();
+            b.push(&Message::Alive(Alive {
+                incarnation: inc,
+                node,
+                addr: addr(p + 10),
+                tags: Tags::new(),
+            }))
+            .unwrap();
+        }
+        me.handle_packet(
+            Instant::from_millis(inc as u64),
+            addr(10),
+            Channel::Datagram,
+            &b.finish(),
+        );
+    }
+    assert!(
+        me.queued_broadcasts() <= 11,
+        "queue holds {} items",
+        me.queued_broadcasts()
+    );
+}
+
+#[test]
+fn graceful_leave_is_not_a_failure() {
+    let mut net = Net::new(4, Config::local());
+    net.join_all();
+    net.run_until(Instant::from_millis(3_000));
+    let now = net.now;
+    net.nodes[3].handle_command(now, Command::Leave);
+    net.deliver();
+    net.run_until(now + Duration::from_secs(2));
+    net.down[3] = true;
+    net.run_until(now + Duration::from_secs(60));
+    for i in 0..3 {
+        assert_eq!(net.state(i, 3), Some(MemberState::Left), "n{i} about n3");
+    }
+    assert!(
+        !net.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Member(m) if m.kind == MemberEventKind::Failed))
+    );
+}

@@ -1,0 +1,178 @@
+//! Property tests for the wire format: every message round-trips, compound
+//! packets round-trip, and arbitrary bytes never panic the decoder or the
+//! node.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use proptest::prelude::*;
+use rumor_proto::wire::frame::{
+    decode_datagram_body, decode_message, encode_stream_frame, split_frame,
+};
+use rumor_proto::wire::*;
+use rumor_proto::{Channel, Config, Identity, Instant, MemberState, Node, NodeName, Tags};
+
+fn name() -> impl Strategy<Value = NodeName> {
+    "[a-zA-Z0-9._-]{1,40}".prop_map(|s| NodeName::new(&s).expect("strategy yields valid names"))
+}
+
+fn addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
+        (any::<[u8; 16]>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
+    ]
+}
+
+fn tags() -> impl Strategy<Value = Tags> {
+    proptest::collection::btree_map("[a-z]{1,8}", "[ -~]{0,16}", 0..4)
+}
+
+fn state() -> impl Strategy<Value = MemberState> {
+    prop_oneof![
+        Just(MemberState::Alive),
+        Just(MemberState::Suspect),
+        Just(MemberState::Dead),
+        Just(MemberState::Left),
+    ]
+}
+
+fn entry() -> impl Strategy<Value = MemberEntry> {
+    (name(), addr(), any::<u32>(), state(), tags()).prop_map(
+        |(node, addr, incarnation, state, tags)| MemberEntry {
+            node,
+            addr,
+            incarnation,
+            state,
+            tags,
+        },
+    )
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (any::<u32>(), name()).prop_map(|(seq, target)| Message::Ping(Ping { seq, target })),
+        (any::<u32>(), name(), addr(), any::<bool>()).prop_map(|(seq, target, addr, want_nack)| {
+            Message::IndirectPing(IndirectPing {
+                seq,
+                target,
+                addr,
+                want_nack,
+            })
+        }),
+        any::<u32>().prop_map(|seq| Message::Ack(Ack { seq })),
+        any::<u32>().prop_map(|seq| Message::Nack(Nack { seq })),
+        (any::<u32>(), name(), addr(), tags()).prop_map(|(incarnation, node, addr, tags)| {
+            Message::Alive(Alive {
+                incarnation,
+                node,
+                addr,
+                tags,
+            })
+        }),
+        (any::<u32>(), name(), name()).prop_map(|(incarnation, node, from)| Message::Suspect(
+            Suspect {
+                incarnation,
+                node,
+                from
+            }
+        )),
+        (any::<u32>(), name(), name()).prop_map(|(incarnation, node, from)| Message::Dead(Dead {
+            incarnation,
+            node,
+            from
+        })),
+        (any::<u32>(), name())
+            .prop_map(|(incarnation, node)| Message::Left(Left { incarnation, node })),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            name(),
+            proptest::collection::vec(entry(), 0..8)
+        )
+            .prop_map(|(join, reply, from, members)| Message::PushPull(PushPull {
+                join,
+                reply,
+                from,
+                members
+            })),
+    ]
+}
+
+fn node() -> Node {
+    let id = Identity::new("target".parse().unwrap(), "127.0.0.1:7946".parse().unwrap());
+    Node::new(Config::lan(), id, 9, Instant::ZERO).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_message_round_trips_on_a_stream(msg in message()) {
+        let bytes = encode_stream_frame("c", &msg, 1 << 20).unwrap();
+        let frame = split_frame(&bytes, "c", 1 << 20).unwrap();
+        prop_assert_eq!(decode_message(frame.body).unwrap(), msg.clone());
+        prop_assert!(validate(&msg, 512).is_ok());
+    }
+
+    #[test]
+    fn compound_datagrams_round_trip_within_budget(msgs in proptest::collection::vec(message(), 1..20), budget in 256usize..1500) {
+        let mut b = PacketBuilder::new("cluster", budget).unwrap();
+        let mut packed = Vec::new();
+        for m in &msgs {
+            if b.push(m).unwrap() {
+                packed.push(m.clone());
+            }
+        }
+        let bytes = b.finish();
+        prop_assert!(bytes.len() <= budget);
+        let frame = split_frame(&bytes, "cluster", budget).unwrap();
+        let decoded = decode_datagram_body(frame.body).unwrap();
+        prop_assert_eq!(decoded.messages, packed);
+        prop_assert_eq!(decoded.unknown, 0);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = decode_datagram_body(&bytes);
+        let _ = decode_message(&bytes);
+        let _ = split_frame(&bytes, "default", 65_507);
+    }
+
+    #[test]
+    fn garbage_after_a_valid_header_changes_nothing(body in proptest::collection::vec(any::<u8>(), 0..1400), stream in any::<bool>()) {
+        let mut n = node();
+        let before: Vec<_> = n.members().cloned().collect();
+        let mut bytes = vec![PROTOCOL_VERSION, 0, 7];
+        bytes.extend_from_slice(b"default");
+        bytes.extend_from_slice(&body);
+        let channel = if stream { Channel::Stream } else { Channel::Datagram };
+        n.handle_packet(Instant::from_millis(1), "127.0.0.9:1".parse().unwrap(), channel, &bytes);
+        // Whatever decoded, a lone node's own entry never changes state.
+        let after: Vec<_> = n.members().filter(|m| m.name.as_str() == "target").cloned().collect();
+        prop_assert_eq!(after[0].state, MemberState::Alive);
+        if n.stats().dropped.total() > 0 {
+            let now: Vec<_> = n.members().cloned().collect();
+            prop_assert_eq!(now, before);
+        }
+    }
+
+    #[test]
+    fn truncations_of_valid_packets_are_dropped_not_half_applied(msgs in proptest::collection::vec(message(), 1..6), cut in any::<prop::sample::Index>()) {
+        let mut b = PacketBuilder::new("default", 1400).unwrap();
+        for m in &msgs {
+            let _ = b.push(m);
+        }
+        let bytes = b.finish();
+        let cut = cut.index(bytes.len());
+        let mut n = node();
+        let before: Vec<_> = n.members().cloned().collect();
+        n.handle_packet(Instant::from_millis(1), "127.0.0.9:1".parse().unwrap(), Channel::Datagram, &bytes[..cut]);
+        let after: Vec<_> = n.members().cloned().collect();
+        // A cut at a message boundary is a valid shorter packet; anything
+        // else must be dropped whole.
+        if n.stats().dropped.total() > 0 {
+            prop_assert_eq!(after, before);
+        }
+    }
+}
