@@ -8,12 +8,16 @@
 //!
 //! Every `reconnect_interval` (more often while this node knows no other
 //! active member), one push-pull goes to a random candidate among dead
-//! members, former members and seeds that are not alive members. If the
+//! members, former members and seeds that are not alive members, with
+//! probability `candidates / active members` (capped at 1) so that a large
+//! cluster does not flood a few failed addresses. If the
 //! partition has healed, the exchange re-merges both sides: unknown members
 //! are accepted, and members the other side declared dead refute it. This is
 //! what lets a partition that outlasted the dead-node timeout heal by itself.
 
 use std::net::SocketAddr;
+
+use rand::RngExt;
 
 use super::Membership;
 use super::member::{MemberState, NodeName};
@@ -117,7 +121,12 @@ impl Membership {
         if candidates.is_empty() {
             return;
         }
-        use rand::RngExt;
+        // As Serf does: with many nodes each trying, one attempt per interval
+        // per failed member across the cluster is plenty.
+        let chance = candidates.len() as f64 / self.table.active_count().max(1) as f64;
+        if !alone && !cx.rng.random_bool(chance.min(1.0)) {
+            return;
+        }
         let addr = candidates[cx.rng.random_range(0..candidates.len())];
         self.send_push_pull(cx, addr, alone);
     }
