@@ -19,6 +19,8 @@ fn name(i: usize) -> NodeName {
 struct Net {
     nodes: Vec<Node>,
     down: Vec<bool>,
+    /// Partition group of each node; packets cross groups only when `None`.
+    groups: Option<Vec<u8>>,
     now: Instant,
     events: Vec<(usize, Event)>,
 }
@@ -39,6 +41,7 @@ impl Net {
         Net {
             nodes,
             down: vec![false; n],
+            groups: None,
             now: Instant::ZERO,
             events: Vec::new(),
         }
@@ -56,7 +59,8 @@ impl Net {
                     let Some(j) = (0..self.nodes.len()).find(|&j| addr(j) == t.to) else {
                         continue;
                     };
-                    if !self.down[j] && !self.down[i] {
+                    let split = self.groups.as_ref().is_some_and(|g| g[i] != g[j]);
+                    if !self.down[j] && !self.down[i] && !split {
                         let now = self.now;
                         self.nodes[j].handle_packet(now, addr(i), t.channel, &t.bytes);
                     }
@@ -320,4 +324,59 @@ fn graceful_leave_is_not_a_failure() {
             .iter()
             .any(|(_, e)| matches!(e, Event::Member(m) if m.kind == MemberEventKind::Failed))
     );
+}
+
+#[test]
+fn partition_outlasting_reaping_heals_by_itself() {
+    let config = Config {
+        dead_reap_after: Duration::from_secs(20),
+        reap_interval: Duration::from_secs(5),
+        reconnect_interval: Duration::from_secs(5),
+        ..Config::local()
+    };
+    let mut net = Net::new(6, config);
+    net.join_all();
+    net.run_until(Instant::from_millis(20_000));
+    net.groups = Some(vec![0, 0, 0, 0, 1, 1]);
+    net.run_until(Instant::from_millis(120_000));
+    // Each side declared the other dead and reaped it.
+    assert_eq!(net.state(0, 4), None, "n0 should have reaped n4");
+    assert_eq!(net.state(4, 0), None, "n4 should have reaped n0");
+    net.groups = None;
+    net.run_until(Instant::from_millis(180_000));
+    for i in 0..6 {
+        for j in 0..6 {
+            assert_eq!(
+                net.state(i, j),
+                Some(MemberState::Alive),
+                "n{i} about n{j} after the heal"
+            );
+        }
+    }
+}
+
+#[test]
+fn partition_outlasting_gossip_to_the_dead_heals_by_itself() {
+    let config = Config {
+        reconnect_interval: Duration::from_secs(5),
+        ..Config::local()
+    };
+    let mut net = Net::new(6, config);
+    net.join_all();
+    net.run_until(Instant::from_millis(20_000));
+    net.groups = Some(vec![0, 0, 0, 0, 1, 1]);
+    net.run_until(Instant::from_millis(120_000));
+    assert_eq!(net.state(0, 4), Some(MemberState::Dead));
+    assert_eq!(net.state(4, 0), Some(MemberState::Dead));
+    net.groups = None;
+    net.run_until(Instant::from_millis(180_000));
+    for i in 0..6 {
+        for j in 0..6 {
+            assert_eq!(
+                net.state(i, j),
+                Some(MemberState::Alive),
+                "n{i} about n{j} after the heal"
+            );
+        }
+    }
 }
