@@ -15,9 +15,11 @@ pub enum Event {
         /// The new incarnation of this node.
         incarnation: Incarnation,
     },
-    /// A node claims this node's name from another address at a newer
-    /// incarnation: two nodes share a name. This node refuted; the operator
-    /// should rename one of them.
+    /// This node's name was announced from another address at a newer
+    /// incarnation. Either an earlier run of this node at another address
+    /// (harmless: the cluster now learns the new address) or a second node
+    /// using the same name, which the operator should rename. This node
+    /// refuted either way.
     NameConflict {
         /// The address that claimed this node's name.
         other: SocketAddr,
