@@ -215,6 +215,13 @@ impl Config {
         if !(MIN_PACKET_BUDGET..=MAX_DATAGRAM).contains(&self.packet_budget) {
             return Err(ConfigError::PacketBudget(self.packet_budget));
         }
+        let largest_alive = self.max_tags_bytes + ALIVE_OVERHEAD;
+        if self.packet_budget < largest_alive {
+            return Err(ConfigError::TagsExceedPacket {
+                tags: self.max_tags_bytes,
+                budget: self.packet_budget,
+            });
+        }
         if self.max_stream_frame < self.packet_budget {
             return Err(ConfigError::StreamFrame(self.max_stream_frame));
         }
@@ -263,6 +270,13 @@ impl Config {
 /// Smallest packet budget that still fits a header and a probe.
 pub const MIN_PACKET_BUDGET: usize = 256;
 
+/// Room an `alive` message needs besides its tags: packet header with the
+/// longest cluster name, length prefix, incarnation, the longest node name,
+/// an IPv6 address, and the tag map's own prefixes (tags are counted with two
+/// bytes per entry already).
+const ALIVE_OVERHEAD: usize =
+    3 + MAX_CLUSTER_NAME + 3 + 1 + 5 + 2 + crate::membership::member::MAX_NAME_LEN + 24 + 5;
+
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -283,6 +297,17 @@ pub enum ConfigError {
     /// Packet budget outside the supported range.
     #[error("packet_budget must be {MIN_PACKET_BUDGET} to {MAX_DATAGRAM} bytes, got {0}")]
     PacketBudget(usize),
+    /// Tags allowed so large that an `alive` could not fit in a packet.
+    #[error(
+        "max_tags_bytes ({tags}) does not fit in packet_budget ({budget}): \
+         raise packet_budget or lower max_tags_bytes"
+    )]
+    TagsExceedPacket {
+        /// The configured tag limit.
+        tags: usize,
+        /// The configured packet budget.
+        budget: usize,
+    },
     /// Stream frame limit smaller than a packet.
     #[error("max_stream_frame ({0} bytes) must be at least packet_budget")]
     StreamFrame(usize),

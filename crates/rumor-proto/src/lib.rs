@@ -17,7 +17,7 @@
 //! let mut b = Node::new(Config::local(), Identity::new("b".parse().unwrap(), b_addr), 2, now).unwrap();
 //!
 //! // b joins through a: a push-pull request goes out on the stream channel...
-//! b.handle_command(now, Command::Join { seeds: vec![a_addr] });
+//! b.handle_command(now, Command::Join { seeds: vec![a_addr] }).unwrap();
 //! let req = b.poll_transmit().unwrap();
 //! assert_eq!((req.to, req.channel), (a_addr, Channel::Stream));
 //! // ...a answers with its state, and both now know each other.

@@ -173,16 +173,13 @@ impl Node {
         identity.incarnation = identity.incarnation.saturating_add(1);
         let mut node = Node::new(config, identity, seed, now)?;
         let mut known = snapshot.members;
-        known.retain(|a| *a != node.membership.local().addr);
+        known.retain(|a| *a != node.membership.local().addr && !snapshot.seeds.contains(a));
         rand::seq::SliceRandom::shuffle(known.as_mut_slice(), &mut node.cx.rng);
         known.truncate(REJOIN_FANOUT);
-        node.membership.seeds = snapshot.seeds.clone();
-        for seed in &snapshot.seeds {
-            if !known.contains(seed) {
-                known.push(*seed);
-            }
-        }
-        node.handle_command(now, Command::Join { seeds: known });
+        node.cx.now = now;
+        node.membership.join(&mut node.cx, snapshot.seeds);
+        node.membership.rejoin(&mut node.cx, &known);
+        node.flush();
         Ok(node)
     }
 
@@ -242,17 +239,17 @@ impl Node {
                 "sealed frame reached the core unopened",
             ));
         }
-        let messages = match channel {
+        let (messages, unknown) = match channel {
             Channel::Datagram => {
                 let decoded = decode_datagram_body(frame.body)?;
-                self.cx.stats.dropped.unknown_message += decoded.unknown as u64;
-                decoded.messages
+                (decoded.messages, decoded.unknown)
             }
-            Channel::Stream => vec![decode_message(frame.body)?],
+            Channel::Stream => (vec![decode_message(frame.body)?], 0),
         };
         for m in &messages {
             wire::validate(m, self.config.max_tags_bytes)?;
         }
+        self.cx.stats.dropped.unknown_message += unknown as u64;
         Ok(messages)
     }
 
@@ -292,7 +289,9 @@ impl Node {
     }
 
     /// Do what the application asks.
-    pub fn handle_command(&mut self, now: Instant, command: Command) {
+    ///
+    /// Fails, changing nothing, only for tags larger than `max_tags_bytes`.
+    pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), NodeError> {
         self.cx.now = now;
         match command {
             Command::Join { seeds } => self.membership.join(&mut self.cx, seeds),
@@ -302,12 +301,16 @@ impl Node {
             }
             Command::SetTags(tags) => {
                 // Tags too large for the wire would be dropped by every peer.
-                if wire::tags_size(&tags) <= self.config.max_tags_bytes {
-                    self.membership.set_tags(tags);
+                let size = wire::tags_size(&tags);
+                let max = self.config.max_tags_bytes;
+                if size > max {
+                    return Err(NodeError::TagsTooLarge { size, max });
                 }
+                self.membership.set_tags(tags);
             }
         }
         self.flush();
+        Ok(())
     }
 
     /// Gossip timer: send queued updates to `gossip_fanout` random peers.
@@ -356,8 +359,9 @@ impl Node {
                         continue;
                     };
                     for msg in &msgs {
-                        // A single protocol message always fits a packet
-                        // budget of at least MIN_PACKET_BUDGET.
+                        // Config::validate makes the packet budget large
+                        // enough for any single message but a push-pull
+                        // (which only travels on streams).
                         let _ = packet.push(msg);
                     }
                     if piggyback {

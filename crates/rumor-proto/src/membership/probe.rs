@@ -104,7 +104,13 @@ impl Membership {
             return;
         }
         let interval = self.scaled(self.config.probe_interval);
+        self.start_probe(cx, interval);
+        // Set after the probe's own deadline, so that at the same instant the
+        // deadline is handled (and local health updated) before the next probe.
         cx.set_timer(interval, Timer::Probe);
+    }
+
+    fn start_probe(&mut self, cx: &mut Context, interval: core::time::Duration) {
         let Some(target) = self
             .probe_order
             .next_target(&self.table, self.local, &mut cx.rng)
@@ -115,17 +121,18 @@ impl Membership {
         let Some(m) = self.table.get(target) else {
             return;
         };
-        let mut msgs = Vec::with_capacity(2);
+        // The ping goes first so that it is never the message left out.
+        let mut msgs = vec![Message::Ping(Ping {
+            seq,
+            target: m.name.clone(),
+        })];
         if self.config.lifeguard && m.state == MemberState::Suspect {
-            // Buddy system: tell the suspect first so it can refute.
+            // Buddy system: the suspect hears of its suspicion in the probe
+            // itself and refutes at once (its ack carries the refutation).
             if let Some(announcement) = self.announcement(target) {
                 msgs.push(announcement);
             }
         }
-        msgs.push(Message::Ping(Ping {
-            seq,
-            target: m.name.clone(),
-        }));
         let (addr, name) = (m.addr, m.name.clone());
         cx.send(addr, Channel::Datagram, msgs, true);
         self.pending.insert(
@@ -218,7 +225,6 @@ impl Membership {
             };
             self.awareness.apply(delta as i32);
         }
-        cx.stats.failed_probes += 1;
         let Some(m) = self
             .table
             .get(target)
@@ -228,6 +234,7 @@ impl Membership {
         };
         let incarnation = m.incarnation;
         let me = self.local_name().clone();
+        cx.stats.failed_probes += 1;
         self.apply_suspect(cx, incarnation, &name, &me, true);
     }
 
@@ -281,7 +288,23 @@ impl Membership {
             })],
             true,
         );
-        cx.set_timer(self.config.probe_timeout, Timer::RelayTimeout(seq));
+        cx.set_timer(self.relay_timeout(), Timer::RelayTimeout(seq));
+    }
+
+    /// How long a relay waits for the target before it nacks.
+    ///
+    /// The requester sent its indirect ping one probe timeout into its probe
+    /// and gives up at the probe interval, so a nack sent after a full probe
+    /// timeout (as memberlist does) arrives too late to count, and every
+    /// failed probe of a dead node would look like missing nacks. The relay
+    /// nacks after 80% of the requester's remaining window instead (at most
+    /// one probe timeout).
+    pub(crate) fn relay_timeout(&self) -> core::time::Duration {
+        let window = self
+            .config
+            .probe_interval
+            .saturating_sub(self.config.probe_timeout);
+        self.config.probe_timeout.min(window.mul_f64(0.8))
     }
 
     /// A relayed probe got no ack in time: nack if asked to.
@@ -305,11 +328,7 @@ impl Membership {
     /// An ack: our probe succeeded, or a relayed one did.
     pub(crate) fn handle_ack(&mut self, cx: &mut Context, ack: Ack) {
         match self.pending.remove(&ack.seq) {
-            Some(Pending::Probe { .. }) => {
-                if self.config.lifeguard {
-                    self.awareness.apply(-1);
-                }
-            }
+            Some(Pending::Probe { .. }) if self.config.lifeguard => self.awareness.apply(-1),
             Some(Pending::Relay { requester, seq, .. }) => {
                 cx.send(
                     requester,
@@ -318,7 +337,7 @@ impl Membership {
                     true,
                 );
             }
-            None => {}
+            Some(Pending::Probe { .. }) | None => {}
         }
     }
 

@@ -64,6 +64,15 @@ impl Membership {
         }
     }
 
+    /// Push-pull as a joiner with `addrs` without remembering them as seeds
+    /// (members remembered from before a restart).
+    pub(crate) fn rejoin(&mut self, cx: &mut Context, addrs: &[SocketAddr]) {
+        let own = self.local().addr;
+        for &addr in addrs.iter().filter(|&&a| a != own) {
+            self.send_push_pull(cx, addr, true);
+        }
+    }
+
     /// Periodic push-pull with one random alive member.
     pub(crate) fn on_push_pull_timer(&mut self, cx: &mut Context) {
         let interval = self
@@ -90,23 +99,33 @@ impl Membership {
     }
 
     /// A push-pull request or reply arrived.
+    ///
+    /// The state is merged before a request is answered, so the reply
+    /// already carries any refutation the request provoked (the sender
+    /// listed this node as dead): a partition heals in fewer exchanges.
     pub(crate) fn handle_push_pull(&mut self, cx: &mut Context, from: SocketAddr, pp: PushPull) {
-        if !pp.reply {
-            let reply = self.push_pull_message(pp.join, true);
-            cx.send(from, Channel::Stream, vec![reply], false);
-        }
+        let PushPull {
+            join,
+            reply,
+            from: sender,
+            members,
+        } = pp;
         // A joiner does not re-gossip the cluster's state back to it.
-        let gossip = !(pp.reply && pp.join);
-        for e in pp.members {
+        let gossip = !(reply && join);
+        for e in members {
             match e.state {
                 MemberState::Alive => {
                     self.apply_alive(cx, e.incarnation, &e.node, e.addr, &e.tags, gossip)
                 }
                 MemberState::Left => self.apply_left(cx, e.incarnation, &e.node, gossip),
                 MemberState::Dead | MemberState::Suspect => {
-                    self.apply_suspect(cx, e.incarnation, &e.node, &pp.from, gossip)
+                    self.apply_suspect(cx, e.incarnation, &e.node, &sender, gossip)
                 }
             }
+        }
+        if !reply {
+            let answer = self.push_pull_message(join, true);
+            cx.send(from, Channel::Stream, vec![answer], false);
         }
     }
 }

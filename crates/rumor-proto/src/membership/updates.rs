@@ -85,6 +85,9 @@ impl Membership {
                 tags: boxed_tags(tags.clone()),
             });
             self.probe_order.add(id, &mut cx.rng);
+            if !self.former.is_empty() {
+                self.former.retain(|f| &f.name != name);
+            }
             self.emit(cx, MemberEventKind::Joined, id);
             self.announce(id, gossip);
             return;

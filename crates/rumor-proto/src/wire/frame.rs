@@ -245,6 +245,7 @@ pub fn encode_stream_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::membership::member::NodeName;
     use crate::wire::message::{Ack, Ping};
 
     #[test]
@@ -313,6 +314,42 @@ mod tests {
             decode_datagram_body(frame.body).unwrap().messages,
             vec![ping]
         );
+    }
+
+    #[test]
+    fn largest_allowed_alive_fits_the_smallest_allowed_budget() {
+        use crate::config::{Config, MAX_CLUSTER_NAME};
+        use crate::membership::member::MAX_NAME_LEN;
+        use crate::wire::message::Alive;
+        let max_tags = 512;
+        let mut budget = 256;
+        while (Config {
+            max_tags_bytes: max_tags,
+            packet_budget: budget,
+            ..Config::lan()
+        })
+        .validate()
+        .is_err()
+        {
+            budget += 1;
+        }
+        let cluster = "c".repeat(MAX_CLUSTER_NAME);
+        // Worst cases for the tag map: one huge entry, or many 2-byte ones.
+        let one: crate::Tags = [("k".to_string(), "v".repeat(max_tags - 3))].into();
+        let many: crate::Tags = (0..max_tags / 5)
+            .map(|i| (format!("{i:03}"), String::new()))
+            .collect();
+        for tags in [one, many] {
+            assert!(crate::wire::tags_size(&tags) <= max_tags);
+            let alive = Alive {
+                incarnation: u32::MAX,
+                node: NodeName::new(&"n".repeat(MAX_NAME_LEN)).unwrap(),
+                addr: "[ffff::1]:65535".parse().unwrap(),
+                tags,
+            };
+            let mut b = PacketBuilder::new(&cluster, budget).unwrap();
+            assert!(b.push(&Message::Alive(alive)).unwrap(), "budget {budget}");
+        }
     }
 
     #[test]

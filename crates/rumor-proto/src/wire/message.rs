@@ -146,9 +146,9 @@ pub struct MemberEntry {
 /// Full-state exchange.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushPull {
-    /// The sender is joining: the receiver should not re-gossip what the
-    /// sender will learn from the reply, and the sender does not re-gossip
-    /// the reply (the cluster already knows it).
+    /// The sender is joining (or rejoining after a restart, or alone): it
+    /// does not re-gossip what it learns from the reply, which the cluster
+    /// already knows. The receiver re-gossips what it learns, as always.
     pub join: bool,
     /// This is the answer to a push-pull request.
     pub reply: bool,
