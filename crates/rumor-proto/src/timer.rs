@@ -26,6 +26,9 @@ pub enum Timer {
     Gossip,
     /// Next periodic push-pull exchange.
     PushPull,
+    /// The one push-pull a node makes shortly after joining, to learn of
+    /// the members that joined after its seed answered.
+    JoinSync,
     /// Next reaping pass.
     Reap,
     /// Next reconnect attempt.

@@ -121,15 +121,21 @@ fn messages(t: &Transmit) -> Vec<Message> {
 }
 
 #[test]
-fn join_spreads_everyone_to_everyone() {
-    // Gossip spreads most joins; the periodic push-pull (15 s in the local
-    // profile) repairs whatever gossip missed.
-    let config = Config::local();
-    let mut net = Net::new(5, config.clone());
+fn join_spreads_everyone_to_everyone_without_periodic_push_pull() {
+    // Rumors alone leave a residue of pairs that never heard of each other
+    // when many nodes join at once; the push-pull after joining and the
+    // digest comparison on acks must repair it long before any periodic
+    // push-pull would (disabled here).
+    let config = Config {
+        push_pull_interval: Duration::ZERO,
+        ..Config::local()
+    };
+    let n = 30;
+    let mut net = Net::new(n, config);
     net.join_all();
-    net.run_until(Instant::ZERO + config.push_pull_interval * 2 + config.probe_interval);
-    for i in 0..5 {
-        for j in 0..5 {
+    net.run_until(Instant::from_millis(10_000));
+    for i in 0..n {
+        for j in 0..n {
             assert_eq!(net.state(i, j), Some(MemberState::Alive), "n{i} about n{j}");
         }
     }

@@ -60,7 +60,12 @@ fn message() -> impl Strategy<Value = Message> {
                 want_nack,
             })
         }),
-        any::<u32>().prop_map(|seq| Message::Ack(Ack { seq })),
+        (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(seq, active, hash)| Message::Ack(
+            Ack {
+                seq,
+                digest: rumor_proto::membership::table::MembershipDigest { active, hash },
+            }
+        )),
         any::<u32>().prop_map(|seq| Message::Nack(Nack { seq })),
         (any::<u32>(), name(), addr(), tags()).prop_map(|(incarnation, node, addr, tags)| {
             Message::Alive(Alive {

@@ -53,6 +53,9 @@ pub struct Membership {
     pub(crate) seeds: Vec<SocketAddr>,
     pub(crate) former: VecDeque<Former>,
     pub(crate) leaving: bool,
+    pub(crate) join_sync_pending: bool,
+    pub(crate) digest_mismatch_since: Option<crate::time::Instant>,
+    pub(crate) last_digest_sync: Option<crate::time::Instant>,
     scratch: Vec<u8>,
 }
 
@@ -75,6 +78,9 @@ impl Membership {
             seeds: Vec::new(),
             former: VecDeque::new(),
             leaving: false,
+            join_sync_pending: false,
+            digest_mismatch_since: None,
+            last_digest_sync: None,
             scratch: Vec::new(),
         };
         m.queue.push(local);

@@ -254,7 +254,10 @@ impl Membership {
         cx.send(
             from,
             channel,
-            vec![Message::Ack(Ack { seq: ping.seq })],
+            vec![Message::Ack(Ack {
+                seq: ping.seq,
+                digest: self.table.digest(),
+            })],
             piggyback,
         );
     }
@@ -328,16 +331,20 @@ impl Membership {
     /// An ack: our probe succeeded, or a relayed one did.
     pub(crate) fn handle_ack(&mut self, cx: &mut Context, ack: Ack) {
         match self.pending.remove(&ack.seq) {
-            Some(Pending::Probe { .. }) if self.config.lifeguard => self.awareness.apply(-1),
-            Some(Pending::Relay { requester, seq, .. }) => {
-                cx.send(
-                    requester,
-                    Channel::Datagram,
-                    vec![Message::Ack(Ack { seq })],
-                    true,
-                );
+            Some(Pending::Probe { target, name, .. }) => {
+                if self.config.lifeguard {
+                    self.awareness.apply(-1);
+                }
+                self.compare_digest(cx, target, &name, ack.digest);
             }
-            Some(Pending::Probe { .. }) | None => {}
+            Some(Pending::Relay { requester, seq, .. }) => {
+                let ack = Ack {
+                    seq,
+                    digest: ack.digest,
+                };
+                cx.send(requester, Channel::Datagram, vec![Message::Ack(ack)], true);
+            }
+            None => {}
         }
     }
 

@@ -14,7 +14,8 @@
 use std::net::SocketAddr;
 
 use super::Membership;
-use super::member::MemberState;
+use super::member::{MemberState, NodeName};
+use super::table::{MemberId, MembershipDigest};
 use crate::context::Context;
 use crate::timer::Timer;
 use crate::transmit::Channel;
@@ -64,6 +65,71 @@ impl Membership {
         }
     }
 
+    /// After a join, one more push-pull with a random member once gossip
+    /// about the concurrent joins has had time to settle (a random time in
+    /// `[T, 2T]`, with `T` = retransmit limit × gossip interval). Members
+    /// that joined after the seed answered are otherwise known here only if
+    /// their rumor happened to reach this node: in a cluster started all at
+    /// once, about 1% of pairs stay unknown to each other until the periodic
+    /// push-pull, tens of seconds later.
+    fn schedule_join_sync(&mut self, cx: &mut Context) {
+        use rand::RngExt;
+        let delay = self.settle_time().mul_f64(cx.rng.random_range(1.0..2.0));
+        cx.set_timer(delay, Timer::JoinSync);
+        self.join_sync_pending = true;
+    }
+
+    /// How long a rumor takes to run its course: retransmit limit × gossip
+    /// interval. Views that still differ after this will not converge by
+    /// gossip alone.
+    pub(crate) fn settle_time(&self) -> core::time::Duration {
+        self.config.gossip_interval * self.retransmit_limit()
+    }
+
+    /// Compare a probed member's membership digest (from its ack) with ours.
+    ///
+    /// Rumor mongering leaves a small residue: members some node never
+    /// heard of. When the digests have differed for longer than
+    /// [`Self::settle_time`], this node push-pulls with the member it just
+    /// probed, at most once per four settle times. In a steady cluster the
+    /// digests agree and this costs nothing but the eight bytes in each ack.
+    pub(crate) fn compare_digest(
+        &mut self,
+        cx: &mut Context,
+        peer: MemberId,
+        name: &NodeName,
+        theirs: MembershipDigest,
+    ) {
+        if theirs == self.table.digest() {
+            self.digest_mismatch_since = None;
+            return;
+        }
+        let now = cx.now;
+        let settle = self.settle_time();
+        let since = *self.digest_mismatch_since.get_or_insert(now);
+        let recently = self.last_digest_sync.is_some_and(|t| now - t < settle * 4);
+        if now - since < settle || recently {
+            return;
+        }
+        let Some(addr) = self
+            .table
+            .get(peer)
+            .filter(|m| &m.name == name)
+            .map(|m| m.addr)
+        else {
+            return;
+        };
+        self.digest_mismatch_since = None;
+        self.last_digest_sync = Some(now);
+        self.send_push_pull(cx, addr, false);
+    }
+
+    /// Join-sync timer: one push-pull with a random alive member.
+    pub(crate) fn on_join_sync_timer(&mut self, cx: &mut Context) {
+        self.join_sync_pending = false;
+        self.push_pull_random_peer(cx);
+    }
+
     /// Push-pull as a joiner with `addrs` without remembering them as seeds
     /// (members remembered from before a restart).
     pub(crate) fn rejoin(&mut self, cx: &mut Context, addrs: &[SocketAddr]) {
@@ -82,6 +148,11 @@ impl Membership {
             return;
         }
         cx.set_timer(interval, Timer::PushPull);
+        self.push_pull_random_peer(cx);
+    }
+
+    /// Push-pull with one random alive member (unless leaving).
+    fn push_pull_random_peer(&mut self, cx: &mut Context) {
         if self.leaving {
             return;
         }
@@ -112,6 +183,9 @@ impl Membership {
         } = pp;
         // A joiner does not re-gossip the cluster's state back to it.
         let gossip = !(reply && join);
+        if reply && join && !self.join_sync_pending {
+            self.schedule_join_sync(cx);
+        }
         for e in members {
             match e.state {
                 MemberState::Alive => {

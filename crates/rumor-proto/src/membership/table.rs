@@ -32,6 +32,31 @@ pub struct MemberTable {
     by_name: HashTable<u32>,
     hasher: NameHasher,
     active: usize,
+    active_hash: u64,
+}
+
+/// A compact summary of which members a node holds as active: their number
+/// and the XOR of a hash of each name. Two nodes whose digests differ for
+/// longer than gossip needs to settle know different members.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct MembershipDigest {
+    /// Number of alive and suspect members (the node itself included).
+    pub active: u32,
+    /// XOR of the name hashes of those members.
+    pub hash: u32,
+}
+
+/// Hash of a name for the membership digest: fixed, so that every node (of
+/// every build) computes the same value.
+fn digest_hash(name: &NodeName) -> u64 {
+    // FNV-1a: tiny, stable across platforms and releases.
+    name.as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 impl MemberTable {
@@ -65,6 +90,7 @@ impl MemberTable {
         let hash = self.hash(&member.name);
         if member.state.is_active() {
             self.active += 1;
+            self.active_hash ^= digest_hash(&member.name);
         }
         let idx = match self.free.pop() {
             Some(i) => {
@@ -94,6 +120,7 @@ impl MemberTable {
         }
         if member.state.is_active() {
             self.active -= 1;
+            self.active_hash ^= digest_hash(&member.name);
         }
         self.free.push(id.0);
         Some(member)
@@ -105,10 +132,19 @@ impl MemberTable {
         let member = self.slots.get_mut(id.0 as usize)?.as_mut()?;
         let was_active = member.state.is_active();
         let out = f(member);
-        match (was_active, member.state.is_active()) {
-            (true, false) => self.active -= 1,
-            (false, true) => self.active += 1,
-            _ => {}
+        let flip = match (was_active, member.state.is_active()) {
+            (true, false) => {
+                self.active -= 1;
+                true
+            }
+            (false, true) => {
+                self.active += 1;
+                true
+            }
+            _ => false,
+        };
+        if flip {
+            self.active_hash ^= digest_hash(&member.name);
         }
         Some(out)
     }
@@ -126,6 +162,14 @@ impl MemberTable {
     /// Number of alive and suspect members (this node included).
     pub fn active_count(&self) -> usize {
         self.active
+    }
+
+    /// The membership digest: active members and the XOR of their name hashes.
+    pub fn digest(&self) -> MembershipDigest {
+        MembershipDigest {
+            active: u32::try_from(self.active).unwrap_or(u32::MAX),
+            hash: (self.active_hash ^ (self.active_hash >> 32)) as u32,
+        }
     }
 
     /// Number of members in the table.
@@ -219,9 +263,17 @@ mod tests {
         let c = t.insert(member("c", MemberState::Alive));
         assert_eq!(c, a, "slot reused");
         assert_eq!(t.by_name(&"c".parse().unwrap()).unwrap().name.as_str(), "c");
+        let before = t.digest();
         t.set_state(b, MemberState::Alive, Instant::from_millis(5));
         assert_eq!(t.active_count(), 2);
+        assert_ne!(t.digest(), before);
         assert_eq!(t.get(b).unwrap().since, Instant::from_millis(5));
+        t.set_state(b, MemberState::Dead, Instant::from_millis(6));
+        assert_eq!(
+            t.digest(),
+            before,
+            "the digest depends only on the active set"
+        );
     }
 
     #[test]

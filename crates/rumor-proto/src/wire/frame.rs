@@ -269,7 +269,13 @@ mod tests {
     fn builder_respects_budget() {
         let mut b = PacketBuilder::new("c", 64).unwrap();
         let mut n = 0;
-        while b.push(&Message::Ack(Ack { seq: u32::MAX })).unwrap() {
+        while b
+            .push(&Message::Ack(Ack {
+                seq: u32::MAX,
+                digest: Default::default(),
+            }))
+            .unwrap()
+        {
             n += 1;
         }
         let pkt = b.finish();
@@ -356,11 +362,23 @@ mod tests {
     fn unknown_message_kinds_are_skipped() {
         let mut b = PacketBuilder::new("c", 1400).unwrap();
         assert!(b.push_encoded(&[42, 1, 2, 3]));
-        assert!(b.push(&Message::Ack(Ack { seq: 7 })).unwrap());
+        assert!(
+            b.push(&Message::Ack(Ack {
+                seq: 7,
+                digest: Default::default()
+            }))
+            .unwrap()
+        );
         let pkt = b.finish();
         let frame = split_frame(&pkt, "c", 1400).unwrap();
         let d = decode_datagram_body(frame.body).unwrap();
         assert_eq!(d.unknown, 1);
-        assert_eq!(d.messages, vec![Message::Ack(Ack { seq: 7 })]);
+        assert_eq!(
+            d.messages,
+            vec![Message::Ack(Ack {
+                seq: 7,
+                digest: Default::default()
+            })]
+        );
     }
 }

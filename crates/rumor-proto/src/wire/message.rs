@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::membership::member::{Incarnation, MemberState, NodeName, Tags};
+use crate::membership::table::MembershipDigest;
 
 /// One protocol message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +76,9 @@ pub struct IndirectPing {
 pub struct Ack {
     /// The sequence number of the ping answered.
     pub seq: u32,
+    /// The answering node's membership digest: a prober whose own digest
+    /// stays different pulls the state it is missing.
+    pub digest: MembershipDigest,
 }
 
 /// Negative answer from an indirect prober.
