@@ -267,8 +267,10 @@ impl Config {
     }
 }
 
-/// Smallest packet budget that still fits a header and a probe.
-pub const MIN_PACKET_BUDGET: usize = 256;
+/// Smallest packet budget: it fits the header with the longest cluster name
+/// and any single message but a push-pull (a `suspect` or `dead` naming two
+/// nodes of the longest name takes about 335 bytes), with room to spare.
+pub const MIN_PACKET_BUDGET: usize = 512;
 
 /// Room an `alive` message needs besides its tags: packet header with the
 /// longest cluster name, length prefix, incarnation, the longest node name,

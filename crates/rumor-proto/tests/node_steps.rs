@@ -198,7 +198,7 @@ fn suspected_node_refutes_with_higher_incarnation() {
 }
 
 #[test]
-fn buddy_system_tells_the_suspect_first() {
+fn buddy_system_puts_the_suspicion_in_the_probe() {
     let mut net = Net::new(3, Config::lan());
     net.join_all();
     // n0 hears that n1 is suspected.

@@ -127,7 +127,7 @@ proptest! {
     }
 
     #[test]
-    fn compound_datagrams_round_trip_within_budget(msgs in proptest::collection::vec(message(), 1..20), budget in 256usize..1500) {
+    fn compound_datagrams_round_trip_within_budget(msgs in proptest::collection::vec(message(), 1..20), budget in 512usize..1500) {
         let mut b = PacketBuilder::new("cluster", budget).unwrap();
         let mut packed = Vec::new();
         for m in &msgs {

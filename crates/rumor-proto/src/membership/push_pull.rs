@@ -183,9 +183,6 @@ impl Membership {
         } = pp;
         // A joiner does not re-gossip the cluster's state back to it.
         let gossip = !(reply && join);
-        if reply && join && !self.join_sync_pending {
-            self.schedule_join_sync(cx);
-        }
         for e in members {
             match e.state {
                 MemberState::Alive => {
@@ -196,6 +193,11 @@ impl Membership {
                     self.apply_suspect(cx, e.incarnation, &e.node, &sender, gossip)
                 }
             }
+        }
+        // Scheduled after the merge, so that the settle time reflects the
+        // cluster just joined rather than a table of one.
+        if reply && join && !self.join_sync_pending {
+            self.schedule_join_sync(cx);
         }
         if !reply {
             let answer = self.push_pull_message(join, true);

@@ -328,7 +328,7 @@ mod tests {
         use crate::membership::member::MAX_NAME_LEN;
         use crate::wire::message::Alive;
         let max_tags = 512;
-        let mut budget = 256;
+        let mut budget = crate::config::MIN_PACKET_BUDGET;
         while (Config {
             max_tags_bytes: max_tags,
             packet_budget: budget,
