@@ -31,9 +31,11 @@ const MAX_CONSECUTIVE_SKIPS: usize = 16;
 /// A queue of keys to retransmit a bounded number of times.
 #[derive(Debug)]
 pub struct TransmitQueue<K> {
-    entries: HashMap<K, (u32, u64)>,
-    order: BTreeSet<(u32, Reverse<u64>, K)>,
-    next: u64,
+    // Kept compact (a byte of transmissions, a 32-bit age): a node may queue
+    // one item per member, and the simulator holds 10,000 such queues.
+    entries: HashMap<K, (u8, u32)>,
+    order: BTreeSet<(u8, Reverse<u32>, K)>,
+    next: u32,
 }
 
 impl<K> Default for TransmitQueue<K> {
@@ -49,11 +51,31 @@ impl<K> Default for TransmitQueue<K> {
 impl<K: Copy + Ord + Hash> TransmitQueue<K> {
     /// Queue `key` with zero transmissions, replacing any older item for it.
     pub fn push(&mut self, key: K) {
+        if self.next == u32::MAX {
+            self.renumber();
+        }
         self.next += 1;
         if let Some((tx, order)) = self.entries.insert(key, (0, self.next)) {
             self.order.remove(&(tx, Reverse(order), key));
         }
         self.order.insert((0, Reverse(self.next), key));
+    }
+
+    /// Give every item a fresh age, oldest first, when the counter runs out.
+    fn renumber(&mut self) {
+        let mut items: Vec<_> = self
+            .order
+            .iter()
+            .map(|&(tx, Reverse(o), k)| (o, tx, k))
+            .collect();
+        items.sort_unstable_by_key(|&(o, _, _)| o);
+        self.order.clear();
+        for (i, (_, tx, k)) in items.into_iter().enumerate() {
+            let o = i as u32 + 1;
+            self.entries.insert(k, (tx, o));
+            self.order.insert((tx, Reverse(o), k));
+        }
+        self.next = self.entries.len() as u32;
     }
 
     /// Drop `key` from the queue.
@@ -80,12 +102,12 @@ impl<K: Copy + Ord + Hash> TransmitQueue<K> {
 
     /// Number of times `key` has been sent since it was queued.
     pub fn transmits(&self, key: K) -> Option<u32> {
-        self.entries.get(&key).map(|&(tx, _)| tx)
+        self.entries.get(&key).map(|&(tx, _)| u32::from(tx))
     }
 
     /// Offer queued items to `offer`, fewest transmissions first, until it
     /// answers [`Offer::Full`] or the queue is exhausted. Items taken count a
-    /// transmission and leave the queue once they reach `limit`.
+    /// transmission and leave the queue once they reach `limit` (at most 255).
     pub fn fill(&mut self, limit: u32, mut offer: impl FnMut(K) -> Offer) {
         let mut taken = Vec::new();
         let mut stale = Vec::new();
@@ -111,7 +133,7 @@ impl<K: Copy + Ord + Hash> TransmitQueue<K> {
         }
         for (tx, order, key) in taken {
             self.order.remove(&(tx, Reverse(order), key));
-            if tx + 1 >= limit {
+            if u32::from(tx) + 1 >= limit.min(u32::from(u8::MAX)) {
                 self.entries.remove(&key);
             } else {
                 self.entries.insert(key, (tx + 1, order));
@@ -164,6 +186,16 @@ mod tests {
             drain(&mut q, 3, 5);
         }
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn renumbering_keeps_the_order() {
+        let mut q = TransmitQueue::default();
+        q.push(1);
+        q.push(2);
+        q.next = u32::MAX;
+        q.push(3);
+        assert_eq!(drain(&mut q, 9, 3), vec![3, 2, 1]);
     }
 
     #[test]
