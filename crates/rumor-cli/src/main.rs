@@ -1,1 +1,38 @@
-fn main() {}
+//! `rumor`: the gossip agent, its command-line client and the simulator
+//! front-end. Only `rumor sim membership` exists so far; `agent`,
+//! `members` and the other subcommands will sit beside `sim`.
+
+mod sim_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// rumor: gossip-based cluster membership.
+#[derive(Debug, Parser)]
+#[command(name = "rumor", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: TopCommand,
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+enum TopCommand {
+    /// Run deterministic simulations of many nodes in virtual time.
+    Sim(sim_cmd::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        TopCommand::Sim(args) => sim_cmd::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

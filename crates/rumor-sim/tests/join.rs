@@ -1,0 +1,50 @@
+//! A cluster that joins through one seed converges.
+
+use core::time::Duration;
+
+use rumor_proto::{Instant, MemberState};
+use rumor_sim::{MembershipParams, MembershipRun};
+
+#[test]
+fn hundred_nodes_join_and_converge_long_before_the_periodic_push_pull() {
+    // The periodic push-pull comes every 90 s at this size: convergence must
+    // come from gossip, the join sync and the digest repair.
+    for seed in 1..=3 {
+        hundred_nodes_converge(seed);
+    }
+}
+
+fn hundred_nodes_converge(seed: u64) {
+    let params = MembershipParams {
+        nodes: 100,
+        seed,
+        duration: Duration::from_secs(60),
+        ..MembershipParams::default()
+    };
+    let mut run = MembershipRun::new(params).expect("valid parameters");
+    let report = run.run(&mut |_| {});
+    let converged = report
+        .join_converged_s
+        .unwrap_or_else(|| panic!("seed {seed}: no join convergence in 60 s: {report:?}"));
+    assert!(converged <= 10.0, "seed {seed}: converged at {converged} s");
+    let sim = run.sim();
+    assert_eq!(sim.live_nodes().count(), 100, "seed {seed}");
+    for i in 0..100 {
+        assert_eq!(
+            sim.node(i).members().count(),
+            100,
+            "seed {seed}: node {i}'s table"
+        );
+        for j in (0..100).filter(|&j| j != i) {
+            assert_eq!(
+                sim.view(i, j),
+                Some(MemberState::Alive),
+                "seed {seed}: node {i}'s view of node {j}"
+            );
+        }
+    }
+    assert_eq!(report.false_positives, 0, "seed {seed}");
+    assert_eq!(report.false_suspicions, 0, "seed {seed}");
+    assert_eq!(report.dropped_packets, 0, "seed {seed}");
+    assert_eq!(sim.now(), Instant::from_millis(60_000));
+}
