@@ -35,6 +35,7 @@ pub mod config;
 pub(crate) mod context;
 pub mod dissemination;
 pub mod event;
+pub(crate) mod fast_map;
 pub mod membership;
 pub mod node;
 pub mod stats;

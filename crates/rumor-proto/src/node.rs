@@ -398,12 +398,16 @@ impl Node {
 
     /// The next packet or frame to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front();
+        release_if_drained(&mut self.transmits);
+        t
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.cx.events.pop_front()
+        let e = self.cx.events.pop_front();
+        release_if_drained(&mut self.cx.events);
+        e
     }
 
     /// When [`Node::handle_timeout`] must next be called.
@@ -449,5 +453,13 @@ impl Node {
     /// Number of membership updates waiting to be gossiped.
     pub fn queued_broadcasts(&self) -> usize {
         self.membership.queued_broadcasts()
+    }
+}
+
+/// Give back the memory of an output queue once a burst (a join reply emits
+/// one event per member) has been drained.
+fn release_if_drained<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 64 {
+        *queue = VecDeque::new();
     }
 }

@@ -3,14 +3,20 @@
 //! Each queued item is retransmitted (piggybacked on outgoing packets) until
 //! it has gone out `limit` times, where the limit is
 //! `retransmit_mult × ceil(log10(N + 1))`. Items with the fewest
-//! transmissions go first, newest first among equals. Queueing an item under
-//! a key that is already queued replaces the older one and restarts its
-//! count, so the queue holds at most one item per key and never grows beyond
-//! the number of keys (for membership: the number of members).
+//! transmissions go first; among equals, the one queued or sent most
+//! recently goes first. Queueing an item under a key that is already queued
+//! replaces the older one and restarts its count, so the queue holds at most
+//! one item per key and never grows beyond the number of keys (for
+//! membership: the number of members).
+//!
+//! Items sit in one stack per transmission count. A superseded item is left
+//! where it is and skipped when reached; the stacks are compacted once such
+//! stale items outnumber the live ones, so memory stays proportional to the
+//! number of keys.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+
+use crate::fast_map::FastMap;
 
 /// What the caller did with an item offered by [`TransmitQueue::fill`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -31,57 +37,49 @@ const MAX_CONSECUTIVE_SKIPS: usize = 16;
 /// A queue of keys to retransmit a bounded number of times.
 #[derive(Debug)]
 pub struct TransmitQueue<K> {
-    // Kept compact (a byte of transmissions, a 32-bit age): a node may queue
-    // one item per member, and the simulator holds 10,000 such queues.
-    entries: HashMap<K, (u8, u32)>,
-    order: BTreeSet<(u8, Reverse<u32>, K)>,
+    /// Current item of each key: (transmissions so far, generation).
+    entries: FastMap<K, (u8, u32)>,
+    /// `stacks[t]`: items sent `t` times, most recent last; may hold stale items.
+    stacks: Vec<Vec<(u32, K)>>,
+    stale: usize,
     next: u32,
+    skipped: Vec<(u32, K)>,
 }
 
 impl<K> Default for TransmitQueue<K> {
     fn default() -> Self {
         TransmitQueue {
-            entries: HashMap::new(),
-            order: BTreeSet::new(),
+            entries: FastMap::default(),
+            stacks: Vec::new(),
+            stale: 0,
             next: 0,
+            skipped: Vec::new(),
         }
     }
 }
 
-impl<K: Copy + Ord + Hash> TransmitQueue<K> {
+impl<K: Copy + Eq + Hash> TransmitQueue<K> {
     /// Queue `key` with zero transmissions, replacing any older item for it.
     pub fn push(&mut self, key: K) {
         if self.next == u32::MAX {
-            self.renumber();
+            // Generations must not repeat while a stale item could match.
+            self.compact();
+            self.next = 0;
         }
         self.next += 1;
-        if let Some((tx, order)) = self.entries.insert(key, (0, self.next)) {
-            self.order.remove(&(tx, Reverse(order), key));
+        if self.entries.insert(key, (0, self.next)).is_some() {
+            self.stale += 1;
         }
-        self.order.insert((0, Reverse(self.next), key));
-    }
-
-    /// Give every item a fresh age, oldest first, when the counter runs out.
-    fn renumber(&mut self) {
-        let mut items: Vec<_> = self
-            .order
-            .iter()
-            .map(|&(tx, Reverse(o), k)| (o, tx, k))
-            .collect();
-        items.sort_unstable_by_key(|&(o, _, _)| o);
-        self.order.clear();
-        for (i, (_, tx, k)) in items.into_iter().enumerate() {
-            let o = i as u32 + 1;
-            self.entries.insert(k, (tx, o));
-            self.order.insert((tx, Reverse(o), k));
-        }
-        self.next = self.entries.len() as u32;
+        let generation = self.next;
+        self.stack(0).push((generation, key));
+        self.maybe_compact();
     }
 
     /// Drop `key` from the queue.
     pub fn remove(&mut self, key: K) {
-        if let Some((tx, order)) = self.entries.remove(&key) {
-            self.order.remove(&(tx, Reverse(order), key));
+        if self.entries.remove(&key).is_some() {
+            self.stale += 1;
+            self.maybe_compact();
         }
     }
 
@@ -105,41 +103,89 @@ impl<K: Copy + Ord + Hash> TransmitQueue<K> {
         self.entries.get(&key).map(|&(tx, _)| u32::from(tx))
     }
 
+    fn stack(&mut self, t: usize) -> &mut Vec<(u32, K)> {
+        if self.stacks.len() <= t {
+            self.stacks.resize_with(t + 1, Vec::new);
+        }
+        &mut self.stacks[t]
+    }
+
     /// Offer queued items to `offer`, fewest transmissions first, until it
     /// answers [`Offer::Full`] or the queue is exhausted. Items taken count a
-    /// transmission and leave the queue once they reach `limit` (at most 255).
+    /// transmission and leave the queue once they reach `limit` (1 to 255).
     pub fn fill(&mut self, limit: u32, mut offer: impl FnMut(K) -> Offer) {
-        let mut taken = Vec::new();
-        let mut stale = Vec::new();
+        let limit = limit.clamp(1, u32::from(u8::MAX)) as u8;
+        let mut moved = Vec::new();
         let mut skips = 0;
-        for &(tx, Reverse(order), key) in &self.order {
-            match offer(key) {
-                Offer::Taken => {
-                    taken.push((tx, order, key));
-                    skips = 0;
+        let mut skipped = core::mem::take(&mut self.skipped);
+        'stacks: for t in 0..self.stacks.len() {
+            let mut stop = false;
+            while let Some((generation, key)) = self.stacks[t].pop() {
+                if self.entries.get(&key) != Some(&(t as u8, generation)) {
+                    self.stale = self.stale.saturating_sub(1);
+                    continue;
                 }
-                Offer::Skipped => {
-                    skips += 1;
-                    if skips >= MAX_CONSECUTIVE_SKIPS {
+                match offer(key) {
+                    Offer::Taken => {
+                        moved.push((t as u8 + 1, generation, key));
+                        skips = 0;
+                    }
+                    Offer::Skipped => {
+                        skipped.push((generation, key));
+                        skips += 1;
+                        if skips >= MAX_CONSECUTIVE_SKIPS {
+                            stop = true;
+                            break;
+                        }
+                    }
+                    Offer::Stale => {
+                        self.entries.remove(&key);
+                    }
+                    Offer::Full => {
+                        self.stacks[t].push((generation, key));
+                        stop = true;
                         break;
                     }
                 }
-                Offer::Stale => stale.push(key),
-                Offer::Full => break,
+            }
+            // Put the skipped items back in their order.
+            while let Some(item) = skipped.pop() {
+                self.stacks[t].push(item);
+            }
+            if stop {
+                break 'stacks;
             }
         }
-        for key in stale {
-            self.remove(key);
-        }
-        for (tx, order, key) in taken {
-            self.order.remove(&(tx, Reverse(order), key));
-            if u32::from(tx) + 1 >= limit.min(u32::from(u8::MAX)) {
+        self.skipped = skipped;
+        for (t, generation, key) in moved {
+            if t >= limit {
                 self.entries.remove(&key);
             } else {
-                self.entries.insert(key, (tx + 1, order));
-                self.order.insert((tx + 1, Reverse(order), key));
+                self.entries.insert(key, (t, generation));
+                self.stack(t as usize).push((generation, key));
             }
         }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.stale > self.entries.len() + 64 {
+            self.compact();
+        }
+    }
+
+    /// Drop stale items and give memory back after a burst.
+    fn compact(&mut self) {
+        let entries = &self.entries;
+        for (t, stack) in self.stacks.iter_mut().enumerate() {
+            stack.retain(|(g, k)| entries.get(k) == Some(&(t as u8, *g)));
+            if stack.capacity() > 4 * stack.len() + 16 {
+                stack.shrink_to_fit();
+            }
+        }
+        if self.entries.capacity() > 4 * self.entries.len() + 64 {
+            self.entries.shrink_to_fit();
+        }
+        self.stale = 0;
     }
 }
 
@@ -168,7 +214,7 @@ mod tests {
         assert_eq!(drain(&mut q, 3, 1), vec![2]);
         assert_eq!(drain(&mut q, 3, 1), vec![1]);
         q.push(3);
-        assert_eq!(drain(&mut q, 3, 3), vec![3, 2, 1]);
+        assert_eq!(drain(&mut q, 3, 3), vec![3, 1, 2]);
     }
 
     #[test]
@@ -182,14 +228,43 @@ mod tests {
         q.push(7);
         assert_eq!(q.transmits(7), Some(0));
         assert_eq!(q.len(), 1);
-        for _ in 0..3 {
+        assert_eq!(
+            drain(&mut q, 3, 5),
+            vec![7],
+            "the superseded copy is never offered"
+        );
+        for _ in 0..2 {
             drain(&mut q, 3, 5);
         }
         assert!(q.is_empty());
+        assert!(drain(&mut q, 3, 5).is_empty());
     }
 
     #[test]
-    fn renumbering_keeps_the_order() {
+    fn skipped_items_keep_their_place() {
+        let mut q = TransmitQueue::default();
+        for k in 1..=4 {
+            q.push(k);
+        }
+        let mut seen = Vec::new();
+        q.fill(9, |k| {
+            seen.push(k);
+            if k % 2 == 0 {
+                Offer::Skipped
+            } else {
+                Offer::Taken
+            }
+        });
+        assert_eq!(seen, vec![4, 3, 2, 1]);
+        assert_eq!(
+            drain(&mut q, 9, 2),
+            vec![4, 2],
+            "untaken items stay first, in order"
+        );
+    }
+
+    #[test]
+    fn generation_wrap_keeps_items() {
         let mut q = TransmitQueue::default();
         q.push(1);
         q.push(2);
@@ -199,14 +274,16 @@ mod tests {
     }
 
     #[test]
-    fn stale_items_are_dropped_and_bounded_by_keys() {
+    fn memory_stays_proportional_to_keys() {
         let mut q = TransmitQueue::default();
-        for round in 0..100 {
+        for round in 0..1000 {
             for k in 0..10u32 {
                 q.push(k + round % 2);
             }
         }
         assert_eq!(q.len(), 11);
+        let held: usize = q.stacks.iter().map(Vec::len).sum();
+        assert!(held <= 2 * 11 + 64 + 1, "{held} items held for 11 keys");
         q.fill(5, |k| {
             if k % 2 == 0 {
                 Offer::Stale

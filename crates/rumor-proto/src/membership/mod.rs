@@ -21,7 +21,9 @@ pub mod suspicion;
 pub mod table;
 pub mod updates;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_map::FastMap;
 use std::net::SocketAddr;
 
 use crate::config::Config;
@@ -45,9 +47,9 @@ pub struct Membership {
     pub(crate) table: MemberTable,
     pub(crate) local: MemberId,
     pub(crate) probe_order: ProbeOrder,
-    pub(crate) pending: HashMap<u32, Pending>,
+    pub(crate) pending: FastMap<u32, Pending>,
     pub(crate) next_seq: u32,
-    pub(crate) suspicions: HashMap<MemberId, Suspicion>,
+    pub(crate) suspicions: FastMap<MemberId, Suspicion>,
     pub(crate) awareness: Awareness,
     pub(crate) queue: TransmitQueue<MemberId>,
     pub(crate) seeds: Vec<SocketAddr>,
@@ -70,9 +72,9 @@ impl Membership {
             table,
             local,
             probe_order: ProbeOrder::default(),
-            pending: HashMap::new(),
+            pending: FastMap::default(),
             next_seq: 0,
-            suspicions: HashMap::new(),
+            suspicions: FastMap::default(),
             awareness,
             queue: TransmitQueue::default(),
             seeds: Vec::new(),
@@ -186,7 +188,7 @@ impl Membership {
 /// The message announcing member `id`'s current state, as gossiped.
 fn announcement(
     table: &MemberTable,
-    suspicions: &HashMap<MemberId, Suspicion>,
+    suspicions: &FastMap<MemberId, Suspicion>,
     local: MemberId,
     id: MemberId,
 ) -> Option<Message> {

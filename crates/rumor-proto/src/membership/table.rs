@@ -20,9 +20,8 @@ use crate::time::Instant;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MemberId(pub(crate) u32);
 
-/// Fixed hasher: hashing never influences protocol decisions (the index is
-/// never iterated), so a fixed seed keeps runs reproducible without risk.
-type NameHasher = core::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+/// Hasher of the name index (never iterated, so it never steers a decision).
+type NameHasher = crate::fast_map::FixedHasher;
 
 /// All members known to a node, itself included.
 #[derive(Debug, Default)]
