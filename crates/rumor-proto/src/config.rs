@@ -7,6 +7,8 @@ use core::fmt;
 use core::str::FromStr;
 use core::time::Duration;
 
+use crate::dissemination::config::DisseminationConfig;
+
 /// Largest datagram the core will accept, whatever the packet budget.
 pub const MAX_DATAGRAM: usize = 65_507;
 /// Longest cluster name carried in a packet header.
@@ -122,6 +124,8 @@ pub struct Config {
     pub reconnect_interval: Duration,
     /// How long a failed (reaped) member's address is still tried.
     pub reconnect_timeout: Duration,
+    /// How user events spread.
+    pub dissemination: DisseminationConfig,
 }
 
 impl Default for Config {
@@ -156,6 +160,7 @@ impl Config {
             left_reap_after: Duration::from_secs(24 * 3600),
             reconnect_interval: Duration::from_secs(30),
             reconnect_timeout: Duration::from_secs(24 * 3600),
+            dissemination: DisseminationConfig::default(),
         }
     }
 

@@ -15,6 +15,8 @@ pub enum Event {
         /// The new incarnation of this node.
         incarnation: Incarnation,
     },
+    /// A user event, delivered once per node (the origin included).
+    UserEvent(crate::dissemination::rumor::UserEvent),
     /// This node's name was announced from another address at a newer
     /// incarnation. Either an earlier run of this node at another address
     /// (harmless: the cluster now learns the new address) or a second node
@@ -105,4 +107,13 @@ pub enum Command {
     Leave,
     /// Replace this node's tags and announce them.
     SetTags(Tags),
+    /// Broadcast a user event to every live node.
+    Broadcast {
+        /// Event name (at most `wire::MAX_EVENT_NAME` bytes).
+        name: String,
+        /// Payload (at most `dissemination.max_payload` bytes).
+        payload: Vec<u8>,
+        /// Priority.
+        priority: crate::dissemination::rumor::Priority,
+    },
 }

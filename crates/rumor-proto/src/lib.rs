@@ -45,6 +45,8 @@ pub mod transmit;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Profile};
+pub use dissemination::config::{DisseminationConfig, Mode, Termination};
+pub use dissemination::rumor::{Priority, RumorId, UserEvent};
 pub use event::{Command, Event, MemberEvent, MemberEventKind};
 pub use membership::member::{Incarnation, InvalidName, Member, MemberState, NodeName, Tags};
 pub use node::{Identity, Node, NodeError, Snapshot};

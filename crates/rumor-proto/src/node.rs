@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Config, ConfigError, MAX_DATAGRAM};
 use crate::context::{Context, Outgoing};
+use crate::dissemination::exchange::Dissemination;
 use crate::event::{Command, Event};
 use crate::membership::Membership;
 use crate::membership::member::{Incarnation, Member, MemberState, NodeName, Tags, boxed_tags};
@@ -79,6 +80,24 @@ pub enum NodeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A user event's name is too long.
+    #[error("event name of {len} bytes is longer than {max}; shorten it")]
+    EventName {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A user event's payload is too large.
+    #[error(
+        "event payload of {size} bytes exceeds dissemination.max_payload ({max}); send less, or raise the limit on every node"
+    )]
+    EventPayload {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The node's own tags exceed `max_tags_bytes`.
     #[error(
         "tags take {size} bytes, more than max_tags_bytes ({max}); remove some or shorten them"
@@ -97,6 +116,7 @@ pub struct Node {
     config: Config,
     cx: Context,
     membership: Membership,
+    dissemination: Dissemination,
     transmits: VecDeque<Transmit>,
 }
 
@@ -143,6 +163,7 @@ impl Node {
             (config.gossip_interval, Timer::Gossip),
             (config.reap_interval, Timer::Reap),
             (config.reconnect_interval, Timer::Reconnect),
+            (config.dissemination.interval, Timer::Rumor),
         ] {
             let at = jitter(&mut cx, period);
             cx.set_timer(at, timer);
@@ -151,11 +172,18 @@ impl Node {
             let at = config.push_pull_interval + jitter(&mut cx, config.push_pull_interval);
             cx.set_timer(at, Timer::PushPull);
         }
+        let dissemination = Dissemination::new(
+            config.dissemination.clone(),
+            local.name.clone(),
+            &config.cluster,
+            config.packet_budget,
+        );
         let membership = Membership::new(config.clone(), local);
         Ok(Node {
             config,
             cx,
             membership,
+            dissemination,
             transmits: VecDeque::new(),
         })
     }
@@ -222,6 +250,7 @@ impl Node {
                 for msg in messages {
                     self.dispatch(from, channel, msg);
                 }
+                self.dissemination.finish_packet(&mut self.cx, from);
             }
             Err(e) => self.cx.stats.dropped.record(&e),
         }
@@ -247,7 +276,7 @@ impl Node {
             Channel::Stream => (vec![decode_message(frame.body)?], 0),
         };
         for m in &messages {
-            wire::validate(m, self.config.max_tags_bytes)?;
+            wire::validate(m, &self.config)?;
         }
         self.cx.stats.dropped.unknown_message += unknown as u64;
         Ok(messages)
@@ -265,6 +294,9 @@ impl Node {
             Message::Dead(d) => m.apply_dead(cx, d.incarnation, &d.node, true),
             Message::Left(l) => m.apply_left(cx, l.incarnation, &l.node, true),
             Message::PushPull(p) => m.handle_push_pull(cx, from, p),
+            Message::Rumor(e) => self.dissemination.handle_rumor(cx, e),
+            Message::RumorDigest(d) => self.dissemination.handle_digest(cx, from, d),
+            Message::RumorFeedback(f) => self.dissemination.handle_feedback(cx, f),
         }
     }
 
@@ -284,6 +316,7 @@ impl Node {
                 Timer::JoinSync => m.on_join_sync_timer(cx),
                 Timer::Reap => m.on_reap_timer(cx),
                 Timer::Reconnect => m.on_reconnect_timer(cx),
+                Timer::Rumor => self.on_rumor_timer(),
             }
         }
         self.flush();
@@ -291,7 +324,8 @@ impl Node {
 
     /// Do what the application asks.
     ///
-    /// Fails, changing nothing, only for tags larger than `max_tags_bytes`.
+    /// Fails, changing nothing, for tags larger than `max_tags_bytes` and
+    /// events whose name or payload exceed their limits.
     pub fn handle_command(&mut self, now: Instant, command: Command) -> Result<(), NodeError> {
         self.cx.now = now;
         match command {
@@ -309,6 +343,27 @@ impl Node {
                 }
                 self.membership.set_tags(tags);
             }
+            Command::Broadcast {
+                name,
+                payload,
+                priority,
+            } => {
+                if name.len() > wire::MAX_EVENT_NAME {
+                    return Err(NodeError::EventName {
+                        len: name.len(),
+                        max: wire::MAX_EVENT_NAME,
+                    });
+                }
+                let max = self.config.dissemination.max_payload;
+                if payload.len() > max {
+                    return Err(NodeError::EventPayload {
+                        size: payload.len(),
+                        max,
+                    });
+                }
+                self.dissemination
+                    .broadcast(&mut self.cx, name, payload, priority);
+            }
         }
         self.flush();
         Ok(())
@@ -321,8 +376,26 @@ impl Node {
         self.gossip_round();
     }
 
+    /// Rumor timer: one round of user-event dissemination.
+    fn on_rumor_timer(&mut self) {
+        self.cx
+            .set_timer(self.config.dissemination.interval, Timer::Rumor);
+        let local = self.membership.local;
+        let table = self.membership.table();
+        let peers: Vec<SocketAddr> = table
+            .sample(
+                &mut self.cx.rng,
+                self.config.dissemination.fanout,
+                |id, m| id != local && m.state.is_active(),
+            )
+            .into_iter()
+            .filter_map(|id| table.get(id).map(|m| m.addr))
+            .collect();
+        self.dissemination.on_round(&mut self.cx, &peers);
+    }
+
     fn gossip_round(&mut self) {
-        if self.membership.queued_broadcasts() == 0 {
+        if self.membership.queued_broadcasts() == 0 && !self.dissemination.has_queued() {
             return;
         }
         let (now, local) = (self.cx.now, self.membership.local);
@@ -367,6 +440,9 @@ impl Node {
                     }
                     if piggyback {
                         self.membership.fill_packet(&mut packet, to);
+                        let limit = self.membership.retransmit_limit();
+                        self.dissemination
+                            .fill_packet(&mut self.cx, &mut packet, limit);
                     }
                     if packet.is_empty() {
                         continue;
@@ -448,6 +524,11 @@ impl Node {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The user-event dissemination state.
+    pub fn dissemination(&self) -> &Dissemination {
+        &self.dissemination
     }
 
     /// Number of membership updates waiting to be gossiped.

@@ -23,6 +23,12 @@ pub struct Stats {
     pub failed_probes: u64,
     /// Times this node refuted a suspicion or death about itself.
     pub refutations: u64,
+    /// User-event messages sent (each copy counts: the m of Demers et al.).
+    pub rumors_sent: u64,
+    /// User events received that were new here.
+    pub rumors_new: u64,
+    /// User events received that this node already had.
+    pub rumors_duplicate: u64,
     /// Received packets and messages dropped, by reason.
     pub dropped: DropCounts,
 }

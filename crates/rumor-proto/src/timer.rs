@@ -33,6 +33,8 @@ pub enum Timer {
     Reap,
     /// Next reconnect attempt.
     Reconnect,
+    /// Next round of user-event dissemination.
+    Rumor,
 }
 
 /// A min-heap of deadlines.

@@ -380,3 +380,107 @@ fn partition_outlasting_gossip_to_the_dead_heals_by_itself() {
     };
     partition_heals(config, Some(MemberState::Dead));
 }
+
+fn broadcast_reaches_everyone_once(mode: Mode, termination: Termination) {
+    let mut config = Config::local();
+    config.dissemination.mode = mode;
+    config.dissemination.termination = termination;
+    let n = 12;
+    let mut net = Net::new(n, config);
+    net.join_all();
+    net.run_until(Instant::from_millis(5_000));
+    for (origin, name) in [(3, "deploy"), (7, "restart")] {
+        let now = net.now;
+        net.nodes[origin]
+            .handle_command(
+                now,
+                Command::Broadcast {
+                    name: name.into(),
+                    payload: b"v1".to_vec(),
+                    priority: Priority::Normal,
+                },
+            )
+            .unwrap();
+        net.deliver();
+    }
+    let now = net.now;
+    net.run_until(now + Duration::from_secs(10));
+    for i in 0..n {
+        let got: Vec<&UserEvent> = net
+            .events
+            .iter()
+            .filter_map(|(j, e)| match e {
+                Event::UserEvent(u) if *j == i => Some(u),
+                _ => None,
+            })
+            .collect();
+        let mut names: Vec<&str> = got.iter().map(|u| u.name.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["deploy", "restart"],
+            "{mode}/{termination}: n{i} got {names:?}"
+        );
+    }
+}
+
+#[test]
+fn every_mode_and_termination_delivers_each_event_exactly_once() {
+    for mode in [Mode::Push, Mode::Pull, Mode::PushPull] {
+        for termination in [
+            Termination::FeedbackCounter,
+            Termination::FeedbackCoin,
+            Termination::BlindCounter,
+            Termination::BlindCoin,
+            Termination::TransmitLimit,
+        ] {
+            broadcast_reaches_everyone_once(mode, termination);
+        }
+    }
+}
+
+#[test]
+fn events_carry_lamport_order_and_bad_broadcasts_are_refused() {
+    let mut net = Net::new(2, Config::local());
+    net.join_all();
+    let now = net.now;
+    for name in ["a", "b"] {
+        net.nodes[0]
+            .handle_command(
+                now,
+                Command::Broadcast {
+                    name: name.into(),
+                    payload: vec![],
+                    priority: Priority::High,
+                },
+            )
+            .unwrap();
+    }
+    net.run_until(now + Duration::from_secs(5));
+    let ltimes: Vec<(String, u64)> = net
+        .events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::UserEvent(u) if *i == 1 => Some((u.name.clone(), u.ltime)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ltimes, [("a".to_string(), 1), ("b".to_string(), 2)]);
+    assert!(
+        net.nodes[1].dissemination().clock() >= 2,
+        "the receiver's clock witnesses the sender's"
+    );
+    let big = vec![0u8; Config::local().dissemination.max_payload + 1];
+    let err = net.nodes[0].handle_command(
+        now,
+        Command::Broadcast {
+            name: "x".into(),
+            payload: big,
+            priority: Priority::Normal,
+        },
+    );
+    assert!(
+        matches!(err, Err(NodeError::EventPayload { .. })),
+        "{err:?}"
+    );
+}

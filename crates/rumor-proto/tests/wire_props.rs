@@ -123,7 +123,7 @@ proptest! {
         let bytes = encode_stream_frame("c", &msg, 1 << 20).unwrap();
         let frame = split_frame(&bytes, "c", 1 << 20).unwrap();
         prop_assert_eq!(decode_message(frame.body).unwrap(), msg.clone());
-        prop_assert!(validate(&msg, 512).is_ok());
+        prop_assert!(validate(&msg, &Config::lan()).is_ok());
     }
 
     #[test]

@@ -44,6 +44,14 @@ impl NodeName {
         !self.0.is_empty() && self.0.len() <= MAX_NAME_LEN && !self.0.chars().any(char::is_control)
     }
 
+    /// A hash of the name that every node of every build computes alike
+    /// (FNV-1a): used in membership digests and rumor ids.
+    pub fn stable_hash(&self) -> u64 {
+        self.0.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0

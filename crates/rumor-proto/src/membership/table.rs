@@ -47,17 +47,6 @@ pub struct MembershipDigest {
     pub hash: u32,
 }
 
-/// Hash of a name for the membership digest: fixed, so that every node (of
-/// every build) computes the same value.
-fn digest_hash(name: &NodeName) -> u64 {
-    // FNV-1a: tiny, stable across platforms and releases.
-    name.as_str()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-}
-
 impl MemberTable {
     fn hash(&self, name: &NodeName) -> u64 {
         self.hasher.hash_one(name.as_str())
@@ -89,7 +78,7 @@ impl MemberTable {
         let hash = self.hash(&member.name);
         if member.state.is_active() {
             self.active += 1;
-            self.active_hash ^= digest_hash(&member.name);
+            self.active_hash ^= member.name.stable_hash();
         }
         let idx = match self.free.pop() {
             Some(i) => {
@@ -119,7 +108,7 @@ impl MemberTable {
         }
         if member.state.is_active() {
             self.active -= 1;
-            self.active_hash ^= digest_hash(&member.name);
+            self.active_hash ^= member.name.stable_hash();
         }
         self.free.push(id.0);
         Some(member)
@@ -143,7 +132,7 @@ impl MemberTable {
             _ => false,
         };
         if flip {
-            self.active_hash ^= digest_hash(&member.name);
+            self.active_hash ^= member.name.stable_hash();
         }
         Some(out)
     }

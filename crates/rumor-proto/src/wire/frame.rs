@@ -24,7 +24,7 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const FLAG_SEALED: u8 = 0b0000_0001;
 /// Number of message types this build knows; a higher variant index is a
 /// message from a newer protocol and is skipped.
-pub(crate) const KNOWN_MESSAGE_KINDS: u32 = 9;
+pub(crate) const KNOWN_MESSAGE_KINDS: u32 = 12;
 
 /// Bytes taken by the header for a cluster name of `cluster_len` bytes.
 pub fn header_len(cluster_len: usize) -> usize {

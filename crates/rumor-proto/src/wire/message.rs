@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dissemination::rumor::{RumorId, UserEvent};
 use crate::membership::member::{Incarnation, MemberState, NodeName, Tags};
 use crate::membership::table::MembershipDigest;
 
@@ -29,6 +30,13 @@ pub enum Message {
     Left(Left),
     /// Full-state exchange, on join and periodically (stream channel).
     PushPull(PushPull),
+    /// A user event being spread.
+    Rumor(UserEvent),
+    /// The rumors the sender holds; with `pull`, a request for the ones
+    /// the receiver is spreading and the sender lacks.
+    RumorDigest(RumorDigest),
+    /// Rumors the sender of a push already knew (feedback termination).
+    RumorFeedback(RumorFeedback),
 }
 
 impl Message {
@@ -44,6 +52,9 @@ impl Message {
             Message::Dead(_) => "dead",
             Message::Left(_) => "left",
             Message::PushPull(_) => "push-pull",
+            Message::Rumor(_) => "rumor",
+            Message::RumorDigest(_) => "rumor-digest",
+            Message::RumorFeedback(_) => "rumor-feedback",
         }
     }
 }
@@ -160,4 +171,20 @@ pub struct PushPull {
     pub from: NodeName,
     /// The sender's member table.
     pub members: Vec<MemberEntry>,
+}
+
+/// A digest of held rumors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RumorDigest {
+    /// Whether the receiver should answer with rumors missing from `ids`.
+    pub pull: bool,
+    /// Rumors the sender holds (as many as fit in the packet).
+    pub ids: Vec<RumorId>,
+}
+
+/// Feedback on a push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RumorFeedback {
+    /// Rumors in the push that the sender of this feedback already had.
+    pub known: Vec<RumorId>,
 }

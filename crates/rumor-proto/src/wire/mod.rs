@@ -12,6 +12,7 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::{Decoded, PROTOCOL_VERSION, PacketBuilder};
 pub use message::*;
 
+use crate::config::Config;
 use crate::membership::member::{NodeName, Tags};
 
 /// Size of tags as counted against `Config::max_tags_bytes`: the bytes of
@@ -36,8 +37,14 @@ fn check_tags(tags: &Tags, max: usize) -> Result<(), DecodeError> {
     }
 }
 
-/// Check the rules serde cannot: valid names, tags within `max_tags_bytes`.
-pub fn validate(msg: &Message, max_tags_bytes: usize) -> Result<(), DecodeError> {
+/// Longest user-event name, in bytes.
+pub const MAX_EVENT_NAME: usize = 128;
+
+/// Check the rules serde cannot: valid names, tags within
+/// `config.max_tags_bytes`, event payloads within
+/// `config.dissemination.max_payload`.
+pub fn validate(msg: &Message, config: &Config) -> Result<(), DecodeError> {
+    let max_tags_bytes = config.max_tags_bytes;
     match msg {
         Message::Ping(p) => check_name(&p.target),
         Message::IndirectPing(p) => check_name(&p.target),
@@ -62,5 +69,16 @@ pub fn validate(msg: &Message, max_tags_bytes: usize) -> Result<(), DecodeError>
                 check_tags(&m.tags, max_tags_bytes)
             })
         }
+        Message::Rumor(e) => {
+            check_name(&e.origin)?;
+            if e.name.len() > MAX_EVENT_NAME {
+                return Err(DecodeError::Invalid("event name too long"));
+            }
+            if e.payload.len() > config.dissemination.max_payload {
+                return Err(DecodeError::Invalid("event payload too large"));
+            }
+            Ok(())
+        }
+        Message::RumorDigest(_) | Message::RumorFeedback(_) => Ok(()),
     }
 }

@@ -1,0 +1,144 @@
+//! How user events spread: exchange mode, termination rule, fanout, pace.
+
+use core::fmt;
+use core::str::FromStr;
+use core::time::Duration;
+
+/// Which way rumors travel in a gossip exchange.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Send the rumors this node is still spreading.
+    Push,
+    /// Send a digest of what this node has; the peer answers with what it lacks.
+    Pull,
+    /// Both in one exchange.
+    PushPull,
+}
+
+/// When a node loses interest in a rumor (Demers et al.), or the
+/// memberlist-style retransmit limit.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Termination {
+    /// After `k` contacts that already knew the rumor.
+    FeedbackCounter,
+    /// With probability 1/k at each contact that already knew the rumor.
+    FeedbackCoin,
+    /// After `k` sends, whatever the recipients knew.
+    BlindCounter,
+    /// With probability 1/k after each send.
+    BlindCoin,
+    /// After `retransmit_mult × ceil(log10(N + 1))` sends, piggybacked on
+    /// every packet the node sends (probes and acks included), as memberlist
+    /// broadcasts are.
+    TransmitLimit,
+}
+
+/// A mode or termination name that is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}: expected one of {expected}")]
+pub struct UnknownName {
+    kind: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+impl FromStr for Mode {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "push" => Ok(Mode::Push),
+            "pull" => Ok(Mode::Pull),
+            "push-pull" => Ok(Mode::PushPull),
+            _ => Err(UnknownName {
+                kind: "mode",
+                value: s.into(),
+                expected: "push, pull, push-pull",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Push => "push",
+            Mode::Pull => "pull",
+            Mode::PushPull => "push-pull",
+        })
+    }
+}
+
+impl FromStr for Termination {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "feedback-counter" => Ok(Termination::FeedbackCounter),
+            "feedback-coin" => Ok(Termination::FeedbackCoin),
+            "blind-counter" => Ok(Termination::BlindCounter),
+            "blind-coin" => Ok(Termination::BlindCoin),
+            "transmit-limit" => Ok(Termination::TransmitLimit),
+            _ => Err(UnknownName {
+                kind: "termination",
+                value: s.into(),
+                expected: "feedback-counter, feedback-coin, blind-counter, blind-coin, transmit-limit",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Termination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Termination::FeedbackCounter => "feedback-counter",
+            Termination::FeedbackCoin => "feedback-coin",
+            Termination::BlindCounter => "blind-counter",
+            Termination::BlindCoin => "blind-coin",
+            Termination::TransmitLimit => "transmit-limit",
+        })
+    }
+}
+
+/// Settings of user-event dissemination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DisseminationConfig {
+    /// Push, pull or push-pull (ignored by [`Termination::TransmitLimit`],
+    /// which always pushes).
+    pub mode: Mode,
+    /// When a node stops spreading a rumor.
+    pub termination: Termination,
+    /// The `k` of the counter and coin rules.
+    pub k: u32,
+    /// Peers contacted each round.
+    pub fanout: usize,
+    /// Time between two rounds.
+    pub interval: Duration,
+    /// How long a rumor is remembered: duplicates are recognised, and pull
+    /// requests answered, for this long after it arrived.
+    pub retention: Duration,
+    /// Most rumors remembered at once; the oldest are forgotten first.
+    pub max_rumors: usize,
+    /// Largest event payload accepted from the application.
+    pub max_payload: usize,
+    /// Background anti-entropy: every round also sends a digest, and a
+    /// digest is answered with every held rumor it lacks, hot or cold. This
+    /// repairs the residue rumor mongering leaves, so every live node gets
+    /// every event held within `retention`. Off only to study a termination
+    /// rule on its own.
+    pub anti_entropy: bool,
+}
+
+impl Default for DisseminationConfig {
+    fn default() -> Self {
+        DisseminationConfig {
+            mode: Mode::PushPull,
+            termination: Termination::FeedbackCounter,
+            k: 4,
+            fanout: 3,
+            interval: Duration::from_millis(200),
+            retention: Duration::from_secs(300),
+            max_rumors: 16_384,
+            max_payload: 64 * 1024,
+            anti_entropy: true,
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Rumor mongering rounds: what a node sends each round, and what it does
+//! with the rumors, digests and feedback it receives.
+//!
+//! - `push`: each round, the hot rumors go to `fanout` random peers;
+//!   recipients answer with feedback naming those they already knew.
+//! - `pull`: each round, a digest of held rumors goes to `fanout` peers;
+//!   each answers with its hot rumors missing from the digest.
+//! - `push-pull`: both in one packet.
+//!
+//! A rumor goes cold (is no longer spread) by the configured termination:
+//! feedback rules count contacts that already knew it (a digest naming it, or
+//! feedback on a push); blind rules count every send; a counter goes cold at
+//! `k`, a coin with probability 1/k each time. `transmit-limit` instead
+//! piggybacks rumors on every outgoing packet through a transmit-limited
+//! queue, as membership updates travel.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use rand::RngExt;
+
+use super::config::{DisseminationConfig, Mode, Termination};
+use super::queue::{Offer, TransmitQueue};
+use super::rumor::{Priority, RumorId, UserEvent};
+use super::store::RumorStore;
+use crate::context::Context;
+use crate::event::Event;
+use crate::membership::member::NodeName;
+use crate::transmit::Channel;
+use crate::wire::frame::{encode_message, header_len};
+use crate::wire::{Message, PacketBuilder, RumorDigest, RumorFeedback};
+
+/// Bytes a digest entry takes at most (two varints).
+const DIGEST_ENTRY_MAX: usize = 15;
+
+/// The user-event dissemination state of a node.
+#[derive(Debug)]
+pub struct Dissemination {
+    config: DisseminationConfig,
+    store: RumorStore,
+    clock: u64,
+    next_seq: u32,
+    origin: NodeName,
+    queue: TransmitQueue<RumorId>,
+    /// Rumors of the packet being handled that this node already knew.
+    known_in_packet: Vec<RumorId>,
+    /// Bytes of messages that fit one datagram after the header.
+    room: usize,
+    scratch: Vec<u8>,
+}
+
+impl Dissemination {
+    /// Dissemination for the node called `origin`, in `cluster`, sending
+    /// datagrams of at most `packet_budget` bytes.
+    pub(crate) fn new(
+        config: DisseminationConfig,
+        origin: NodeName,
+        cluster: &str,
+        packet_budget: usize,
+    ) -> Self {
+        let store = RumorStore::new(config.max_rumors);
+        Dissemination {
+            config,
+            store,
+            clock: 0,
+            next_seq: 0,
+            origin,
+            queue: TransmitQueue::default(),
+            known_in_packet: Vec::new(),
+            room: packet_budget.saturating_sub(header_len(cluster.len())),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The node's Lamport clock for user events.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Rumors held (seen within the retention time).
+    pub fn held(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether any rumor is waiting for a piggyback (transmit-limit only).
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    fn transmit_limited(&self) -> bool {
+        self.config.termination == Termination::TransmitLimit
+    }
+
+    /// Start spreading a new event from this node, and deliver it here.
+    pub(crate) fn broadcast(
+        &mut self,
+        cx: &mut Context,
+        name: String,
+        payload: Vec<u8>,
+        priority: Priority,
+    ) -> RumorId {
+        self.clock += 1;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let id = RumorId {
+            origin: self.origin.stable_hash(),
+            seq: self.next_seq,
+        };
+        let event = UserEvent {
+            id,
+            origin: self.origin.clone(),
+            ltime: self.clock,
+            name,
+            payload,
+            priority,
+            hops: 0,
+        };
+        self.accept(cx, event);
+        id
+    }
+
+    /// Hold, queue and deliver an event new to this node.
+    fn accept(&mut self, cx: &mut Context, event: UserEvent) {
+        let id = event.id;
+        self.clock = self.clock.max(event.ltime);
+        if self.store.insert(event.clone(), cx.now) {
+            if self.transmit_limited() {
+                self.queue.push(id);
+            }
+            cx.emit(Event::UserEvent(event));
+        }
+    }
+
+    /// A rumor arrived in a packet from another node.
+    pub(crate) fn handle_rumor(&mut self, cx: &mut Context, event: UserEvent) {
+        if self.store.contains(&event.id) {
+            cx.stats.rumors_duplicate += 1;
+            self.known_in_packet.push(event.id);
+            return;
+        }
+        cx.stats.rumors_new += 1;
+        self.accept(cx, event);
+    }
+
+    /// The packet from `from` has been handled: send feedback on its
+    /// rumors that were already known, if the termination rule uses it.
+    pub(crate) fn finish_packet(&mut self, cx: &mut Context, from: SocketAddr) {
+        if self.known_in_packet.is_empty() {
+            return;
+        }
+        let known = core::mem::take(&mut self.known_in_packet);
+        if matches!(
+            self.config.termination,
+            Termination::FeedbackCounter | Termination::FeedbackCoin
+        ) {
+            cx.send(
+                from,
+                Channel::Datagram,
+                vec![Message::RumorFeedback(RumorFeedback { known })],
+                false,
+            );
+        }
+    }
+
+    /// Feedback: the peer already knew these.
+    pub(crate) fn handle_feedback(&mut self, cx: &mut Context, feedback: RumorFeedback) {
+        for id in feedback.known.into_iter().take(self.config.max_rumors) {
+            self.unnecessary_contact(cx, id);
+        }
+    }
+
+    /// A digest arrived: hot rumors it names were unnecessary contacts; with
+    /// `pull`, answer with the hot rumors it lacks (with anti-entropy, with
+    /// every held rumor it lacks).
+    pub(crate) fn handle_digest(
+        &mut self,
+        cx: &mut Context,
+        from: SocketAddr,
+        digest: RumorDigest,
+    ) {
+        let theirs: HashSet<RumorId> = digest
+            .ids
+            .into_iter()
+            .take(self.config.max_rumors)
+            .collect();
+        let mut missing = Vec::new();
+        for id in self.store.hot() {
+            if theirs.contains(&id) {
+                self.unnecessary_contact(cx, id);
+            } else if digest.pull {
+                missing.push(id);
+            }
+        }
+        if digest.pull && self.config.anti_entropy {
+            let cold: Vec<RumorId> = self
+                .store
+                .ids_youngest_first()
+                .filter(|id| !theirs.contains(id) && !missing.contains(id))
+                .collect();
+            missing.extend(cold);
+        }
+        if !missing.is_empty() {
+            self.send_rumors(cx, from, None, &missing);
+        }
+    }
+
+    fn unnecessary_contact(&mut self, cx: &mut Context, id: RumorId) {
+        let k = self.config.k.max(1);
+        match self.config.termination {
+            Termination::FeedbackCounter => self.store.count(id, |c| c >= k),
+            Termination::FeedbackCoin => {
+                let cold = cx.rng.random_range(0..k) == 0;
+                self.store.count(id, |_| cold);
+            }
+            _ => {}
+        }
+    }
+
+    fn sent(&mut self, cx: &mut Context, id: RumorId) {
+        let k = self.config.k.max(1);
+        match self.config.termination {
+            Termination::BlindCounter => self.store.count(id, |c| c >= k),
+            Termination::BlindCoin => {
+                let cold = cx.rng.random_range(0..k) == 0;
+                self.store.count(id, |_| cold);
+            }
+            _ => {}
+        }
+    }
+
+    /// One round: push, pull or both to each of `peers`.
+    pub(crate) fn on_round(&mut self, cx: &mut Context, peers: &[SocketAddr]) {
+        let cutoff = cx.now - self.config.retention;
+        self.store.expire(cutoff);
+        if peers.is_empty() {
+            return;
+        }
+        if self.transmit_limited() || self.config.mode == Mode::Push {
+            // Pushes carry no digest; anti-entropy sends one to one peer.
+            if self.config.anti_entropy && !self.store.is_empty() {
+                let digest = self.digest(self.room);
+                self.send_rumors(cx, peers[0], Some(digest), &[]);
+            }
+            if self.transmit_limited() {
+                return;
+            }
+        }
+        let hot = if self.config.mode == Mode::Pull {
+            Vec::new()
+        } else {
+            self.store.hot()
+        };
+        let pull = self.config.mode != Mode::Push;
+        if hot.is_empty() && !pull {
+            return;
+        }
+        for &peer in peers {
+            let digest = pull.then(|| self.digest(self.room / 2));
+            self.send_rumors(cx, peer, digest, &hot);
+        }
+    }
+
+    /// A digest of held rumors, youngest first, within `room` bytes.
+    fn digest(&self, room: usize) -> RumorDigest {
+        let n = room / DIGEST_ENTRY_MAX;
+        RumorDigest {
+            pull: true,
+            ids: self.store.ids_youngest_first().take(n).collect(),
+        }
+    }
+
+    /// Send `ids` (and a digest first, if any) to `to`, packed into as few
+    /// datagrams as fit; a rumor too large for a datagram goes on a stream.
+    fn send_rumors(
+        &mut self,
+        cx: &mut Context,
+        to: SocketAddr,
+        digest: Option<RumorDigest>,
+        ids: &[RumorId],
+    ) {
+        let room = self.room;
+        let mut batch: Vec<Message> = digest.into_iter().map(Message::RumorDigest).collect();
+        let mut used = batch.iter().map(|m| self.encoded_len(m) + 3).sum::<usize>();
+        for &id in ids {
+            let Some(held) = self.store.get(&id) else {
+                continue;
+            };
+            let mut event = held.event.clone();
+            event.hops = event.hops.saturating_add(1);
+            let msg = Message::Rumor(event);
+            let len = self.encoded_len(&msg) + 3;
+            if len > room {
+                cx.send(to, Channel::Stream, vec![msg], false);
+            } else {
+                if used + len > room {
+                    cx.send(to, Channel::Datagram, core::mem::take(&mut batch), false);
+                    used = 0;
+                }
+                batch.push(msg);
+                used += len;
+            }
+            cx.stats.rumors_sent += 1;
+            self.sent(cx, id);
+        }
+        if !batch.is_empty() {
+            cx.send(to, Channel::Datagram, batch, false);
+        }
+    }
+
+    fn encoded_len(&mut self, msg: &Message) -> usize {
+        self.scratch.clear();
+        match encode_message(msg, &mut self.scratch) {
+            Ok(()) => self.scratch.len(),
+            Err(_) => usize::MAX / 2,
+        }
+    }
+
+    /// Fill the rest of `packet` with queued rumors (transmit-limit only).
+    pub(crate) fn fill_packet(&mut self, cx: &mut Context, packet: &mut PacketBuilder, limit: u32) {
+        let Dissemination {
+            queue,
+            store,
+            scratch,
+            ..
+        } = self;
+        let mut sent = 0;
+        queue.fill(limit, |id| {
+            let Some(held) = store.get(&id) else {
+                return Offer::Stale;
+            };
+            let mut event = held.event.clone();
+            event.hops = event.hops.saturating_add(1);
+            scratch.clear();
+            if encode_message(&Message::Rumor(event), scratch).is_err() {
+                return Offer::Stale;
+            }
+            if packet.push_encoded(scratch) {
+                sent += 1;
+                Offer::Taken
+            } else {
+                Offer::Skipped
+            }
+        });
+        cx.stats.rumors_sent += sent;
+    }
+}

@@ -1,0 +1,64 @@
+//! User events: what the application broadcasts, and how it is named on the
+//! wire.
+
+use serde::{Deserialize, Serialize};
+
+use crate::membership::member::NodeName;
+
+/// Identity of a rumor: a hash of its origin's name and the origin's own
+/// sequence number. Compact, so that digests of many rumors fit a packet.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RumorId {
+    /// [`NodeName::stable_hash`] of the origin's name.
+    pub origin: u64,
+    /// The origin's sequence number for it.
+    pub seq: u32,
+}
+
+/// How urgently a rumor must go out when bandwidth is short.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Priority {
+    /// Ordinary application events.
+    #[default]
+    Normal,
+    /// Events that should overtake normal ones.
+    High,
+    /// Events that must go first.
+    Critical,
+}
+
+impl core::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "normal" => Ok(Priority::Normal),
+            "high" => Ok(Priority::High),
+            "critical" => Ok(Priority::Critical),
+            other => Err(format!(
+                "unknown priority {other:?}: expected normal, high or critical"
+            )),
+        }
+    }
+}
+
+/// A user event as it travels and as it is delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEvent {
+    /// Its identity (deduplication key).
+    pub id: RumorId,
+    /// The node that broadcast it.
+    pub origin: NodeName,
+    /// Lamport time at the origin when it was broadcast: events are
+    /// ordered by it, as Serf orders user events.
+    pub ltime: u64,
+    /// Application-chosen event name (for example `deploy`).
+    pub name: String,
+    /// Application payload.
+    pub payload: Vec<u8>,
+    /// Its priority.
+    pub priority: Priority,
+    /// Gossip hops from the origin to the node holding this copy.
+    pub hops: u16,
+}
