@@ -34,17 +34,23 @@ pub struct MemberTable {
     active_hash: u64,
 }
 
-/// A compact summary of which members a node holds as active: their number
-/// and the XOR of a hash of each name. Two nodes whose digests differ for
-/// longer than gossip needs to settle know different members.
+/// A compact summary of which members a node holds as active, and at which
+/// incarnation: their number and the XOR of a hash of each (name,
+/// incarnation). Two nodes whose digests differ for longer than gossip needs
+/// to settle hold different views: one missed a join or a refutation.
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct MembershipDigest {
     /// Number of alive and suspect members (the node itself included).
     pub active: u32,
-    /// XOR of the name hashes of those members.
+    /// XOR of the (name, incarnation) hashes of those members.
     pub hash: u32,
+}
+
+/// One member's share of the digest hash.
+fn digest_term(m: &Member) -> u64 {
+    m.name.stable_hash() ^ u64::from(m.incarnation).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl MemberTable {
@@ -78,7 +84,7 @@ impl MemberTable {
         let hash = self.hash(&member.name);
         if member.state.is_active() {
             self.active += 1;
-            self.active_hash ^= member.name.stable_hash();
+            self.active_hash ^= digest_term(&member);
         }
         let idx = match self.free.pop() {
             Some(i) => {
@@ -108,7 +114,7 @@ impl MemberTable {
         }
         if member.state.is_active() {
             self.active -= 1;
-            self.active_hash ^= member.name.stable_hash();
+            self.active_hash ^= digest_term(&member);
         }
         self.free.push(id.0);
         Some(member)
@@ -119,20 +125,17 @@ impl MemberTable {
     pub fn update<R>(&mut self, id: MemberId, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
         let member = self.slots.get_mut(id.0 as usize)?.as_mut()?;
         let was_active = member.state.is_active();
+        if was_active {
+            self.active_hash ^= digest_term(member);
+        }
         let out = f(member);
-        let flip = match (was_active, member.state.is_active()) {
-            (true, false) => {
-                self.active -= 1;
-                true
-            }
-            (false, true) => {
-                self.active += 1;
-                true
-            }
-            _ => false,
-        };
-        if flip {
-            self.active_hash ^= member.name.stable_hash();
+        match (was_active, member.state.is_active()) {
+            (true, false) => self.active -= 1,
+            (false, true) => self.active += 1,
+            _ => {}
+        }
+        if member.state.is_active() {
+            self.active_hash ^= digest_term(member);
         }
         Some(out)
     }
@@ -256,6 +259,13 @@ mod tests {
         assert_eq!(t.active_count(), 2);
         assert_ne!(t.digest(), before);
         assert_eq!(t.get(b).unwrap().since, Instant::from_millis(5));
+        t.update(b, |m| m.incarnation += 1);
+        assert_ne!(
+            t.digest().hash,
+            before.hash,
+            "a new incarnation changes the digest"
+        );
+        t.update(b, |m| m.incarnation -= 1);
         t.set_state(b, MemberState::Dead, Instant::from_millis(6));
         assert_eq!(
             t.digest(),
