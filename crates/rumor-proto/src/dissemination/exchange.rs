@@ -30,6 +30,10 @@ use crate::transmit::Channel;
 use crate::wire::frame::{encode_message, header_len};
 use crate::wire::{Message, PacketBuilder, RumorDigest, RumorFeedback};
 
+/// Anti-entropy digests go out every this many rounds (one second at the
+/// default 200 ms interval).
+const ANTI_ENTROPY_ROUNDS: u64 = 5;
+
 /// Bytes a digest entry takes at most (two varints).
 const DIGEST_ENTRY_MAX: usize = 15;
 
@@ -46,6 +50,7 @@ pub struct Dissemination {
     known_in_packet: Vec<RumorId>,
     /// Bytes of messages that fit one datagram after the header.
     room: usize,
+    rounds: u64,
     scratch: Vec<u8>,
 }
 
@@ -68,6 +73,7 @@ impl Dissemination {
             queue: TransmitQueue::default(),
             known_in_packet: Vec::new(),
             room: packet_budget.saturating_sub(header_len(cluster.len())),
+            rounds: 0,
             scratch: Vec::new(),
         }
     }
@@ -177,6 +183,8 @@ impl Dissemination {
         from: SocketAddr,
         digest: RumorDigest,
     ) {
+        // A digest that answers ours must not be answered again (no ping-pong).
+        let asked_back = digest.reply;
         let theirs: HashSet<RumorId> = digest
             .ids
             .into_iter()
@@ -200,6 +208,14 @@ impl Dissemination {
         }
         if !missing.is_empty() {
             self.send_rumors(cx, from, None, &missing);
+        }
+        // The digest names rumors we lack: ask for them in return.
+        if self.config.anti_entropy
+            && theirs.iter().any(|id| !self.store.contains(id))
+            && !asked_back
+        {
+            let digest = self.digest(self.room, true);
+            self.send_rumors(cx, from, Some(digest), &[]);
         }
     }
 
@@ -234,36 +250,43 @@ impl Dissemination {
         if peers.is_empty() {
             return;
         }
-        if self.transmit_limited() || self.config.mode == Mode::Push {
-            // Pushes carry no digest; anti-entropy sends one to one peer.
-            if self.config.anti_entropy && !self.store.is_empty() {
-                let digest = self.digest(self.room);
-                self.send_rumors(cx, peers[0], Some(digest), &[]);
-            }
-            if self.transmit_limited() {
-                return;
-            }
+        self.rounds = self.rounds.wrapping_add(1);
+        // Anti-entropy: a node holding rumors offers a digest of them to one
+        // peer every ANTI_ENTROPY_ROUNDS rounds. A node with nothing to offer
+        // sends nothing, so an idle cluster pays nothing for it.
+        if self.config.anti_entropy
+            && !self.store.is_empty()
+            && self.rounds % ANTI_ENTROPY_ROUNDS == 0
+        {
+            let digest = self.digest(self.room, false);
+            self.send_rumors(cx, peers[0], Some(digest), &[]);
+        }
+        if self.transmit_limited() {
+            return;
         }
         let hot = if self.config.mode == Mode::Pull {
             Vec::new()
         } else {
             self.store.hot()
         };
-        let pull = self.config.mode != Mode::Push;
-        if hot.is_empty() && !pull {
+        // Pull polls every round (that is how a pull node learns); push and
+        // push-pull act only while they have rumors to spread.
+        if hot.is_empty() && self.config.mode != Mode::Pull {
             return;
         }
+        let pull = self.config.mode != Mode::Push;
         for &peer in peers {
-            let digest = pull.then(|| self.digest(self.room / 2));
+            let digest = pull.then(|| self.digest(self.room / 2, false));
             self.send_rumors(cx, peer, digest, &hot);
         }
     }
 
     /// A digest of held rumors, youngest first, within `room` bytes.
-    fn digest(&self, room: usize) -> RumorDigest {
+    fn digest(&self, room: usize, reply: bool) -> RumorDigest {
         let n = room / DIGEST_ENTRY_MAX;
         RumorDigest {
             pull: true,
+            reply,
             ids: self.store.ids_youngest_first().take(n).collect(),
         }
     }

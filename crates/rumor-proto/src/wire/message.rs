@@ -178,6 +178,9 @@ pub struct PushPull {
 pub struct RumorDigest {
     /// Whether the receiver should answer with rumors missing from `ids`.
     pub pull: bool,
+    /// This digest answers another (anti-entropy): it is not answered with
+    /// a digest in turn.
+    pub reply: bool,
     /// Rumors the sender holds (as many as fit in the packet).
     pub ids: Vec<RumorId>,
 }
