@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::dissemination::bandwidth::TokenBucket;
 use crate::event::Event;
 use crate::stats::Stats;
 use crate::time::Instant;
@@ -21,6 +22,8 @@ pub(crate) struct Outgoing {
     pub msgs: Vec<Message>,
     /// Fill the rest of the datagram with queued broadcasts.
     pub piggyback: bool,
+    /// Already charged to the bandwidth budget.
+    pub charged: bool,
 }
 
 /// Shared per-node machinery handed to subsystem handlers.
@@ -32,6 +35,8 @@ pub(crate) struct Context {
     pub events: VecDeque<Event>,
     pub outbox: Vec<Outgoing>,
     pub stats: Stats,
+    /// The outgoing bandwidth budget, if one is configured.
+    pub budget: Option<TokenBucket>,
 }
 
 impl Context {
@@ -42,7 +47,33 @@ impl Context {
             channel,
             msgs,
             piggyback,
+            charged: false,
         });
+    }
+
+    /// Queue messages already charged to the bandwidth budget.
+    pub fn send_charged(&mut self, to: SocketAddr, channel: Channel, msgs: Vec<Message>) {
+        self.outbox.push(Outgoing {
+            to,
+            channel,
+            msgs,
+            piggyback: false,
+            charged: true,
+        });
+    }
+
+    /// Whether `bytes` more fit in the bandwidth budget now.
+    pub fn budget_allows(&mut self, bytes: usize) -> bool {
+        let now = self.now;
+        self.budget.as_mut().is_none_or(|b| b.allows(now, bytes))
+    }
+
+    /// Charge `bytes` to the bandwidth budget.
+    pub fn charge(&mut self, bytes: usize) {
+        let now = self.now;
+        if let Some(b) = self.budget.as_mut() {
+            b.charge(now, bytes);
+        }
     }
 
     /// Set a timer `after` from now.

@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{Config, ConfigError, MAX_DATAGRAM};
 use crate::context::{Context, Outgoing};
+use crate::dissemination::bandwidth::TokenBucket;
 use crate::dissemination::exchange::Dissemination;
 use crate::event::{Command, Event};
 use crate::membership::Membership;
@@ -153,6 +154,10 @@ impl Node {
             events: VecDeque::new(),
             outbox: Vec::new(),
             stats: Stats::default(),
+            budget: config
+                .dissemination
+                .bandwidth
+                .map(|rate| TokenBucket::new(rate, now)),
         };
         // Stagger the periodic timers so that nodes started together do not
         // act in lockstep.
@@ -423,6 +428,7 @@ impl Node {
             channel,
             msgs,
             piggyback,
+            charged,
         } in std::mem::take(&mut self.cx.outbox)
         {
             match channel {
@@ -440,15 +446,23 @@ impl Node {
                     }
                     if piggyback {
                         self.membership.fill_packet(&mut packet, to);
-                        let limit = self.membership.retransmit_limit();
-                        self.dissemination
-                            .fill_packet(&mut self.cx, &mut packet, limit);
+                        // User events ride along only while the budget has
+                        // room for a full packet; membership always goes.
+                        if self.cx.budget_allows(self.config.packet_budget) {
+                            let limit = self.membership.retransmit_limit();
+                            self.dissemination
+                                .fill_packet(&mut self.cx, &mut packet, limit);
+                        }
                     }
                     if packet.is_empty() {
                         continue;
                     }
                     self.cx.stats.messages_sent += packet.len() as u64;
-                    self.push_transmit(to, channel, packet.finish());
+                    let bytes = packet.finish();
+                    if !charged {
+                        self.cx.charge(bytes.len());
+                    }
+                    self.push_transmit(to, channel, bytes);
                 }
                 Channel::Stream => {
                     for msg in &msgs {
@@ -458,6 +472,9 @@ impl Node {
                             self.config.max_stream_frame,
                         ) {
                             self.cx.stats.messages_sent += 1;
+                            if !charged {
+                                self.cx.charge(bytes.len());
+                            }
                             self.push_transmit(to, channel, bytes);
                         }
                     }

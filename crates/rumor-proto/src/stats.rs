@@ -29,6 +29,12 @@ pub struct Stats {
     pub rumors_new: u64,
     /// User events received that this node already had.
     pub rumors_duplicate: u64,
+    /// Times a user event could not go out for lack of bandwidth budget.
+    pub rumors_deferred: u64,
+    /// Total time user events spent waiting for bandwidth, in milliseconds.
+    pub rumor_wait_ms_total: u64,
+    /// Longest single wait of a user event for bandwidth, in milliseconds.
+    pub rumor_wait_ms_max: u64,
     /// Received packets and messages dropped, by reason.
     pub dropped: DropCounts,
 }

@@ -484,3 +484,65 @@ fn events_carry_lamport_order_and_bad_broadcasts_are_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn bandwidth_budget_holds_and_urgent_events_go_first() {
+    let mut config = Config::local();
+    config.dissemination.mode = Mode::Push;
+    config.dissemination.termination = Termination::BlindCounter;
+    config.dissemination.k = 1;
+    config.dissemination.anti_entropy = false;
+    config.dissemination.bandwidth = Some(4_000);
+    let mut net = Net::new(2, config);
+    net.join_all();
+    net.run_until(Instant::from_millis(3_000));
+    let start = net.now;
+    let sent_before = net.nodes[0].stats().bytes_sent;
+    for i in 0..40u32 {
+        let priority = if i % 10 == 9 {
+            Priority::Critical
+        } else {
+            Priority::Normal
+        };
+        let cmd = Command::Broadcast {
+            name: format!("e{i}"),
+            payload: vec![7; 400],
+            priority,
+        };
+        net.nodes[0].handle_command(start, cmd).unwrap();
+    }
+    let secs = 10;
+    net.run_until(start + Duration::from_secs(secs));
+    let sent = net.nodes[0].stats().bytes_sent - sent_before;
+    // One second of budget may be banked at the start.
+    assert!(
+        sent <= 4_000 * (secs + 1),
+        "sent {sent} bytes in {secs} s on a 4000 B/s budget"
+    );
+    let stats = net.nodes[0].stats();
+    assert!(
+        stats.rumors_deferred > 0 && stats.rumor_wait_ms_max > 0,
+        "{stats:?}"
+    );
+    let order: Vec<(String, Priority)> = net
+        .events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::UserEvent(u) if *i == 1 => Some((u.name.clone(), u.priority)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order.len(), 40, "every event arrives in the end: {order:?}");
+    let first_normal = order
+        .iter()
+        .position(|(_, p)| *p == Priority::Normal)
+        .unwrap();
+    let last_critical = order
+        .iter()
+        .rposition(|(_, p)| *p == Priority::Critical)
+        .unwrap();
+    assert!(
+        last_critical < first_normal,
+        "critical events must overtake normal ones: {order:?}"
+    );
+}

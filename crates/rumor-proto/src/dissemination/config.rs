@@ -125,6 +125,10 @@ pub struct DisseminationConfig {
     /// every event held within `retention`. Off only to study a termination
     /// rule on its own.
     pub anti_entropy: bool,
+    /// Outgoing bandwidth budget of the node in bytes per second, or none.
+    /// User events wait (highest priority, then youngest, first) while the
+    /// budget is spent; membership traffic is never held back.
+    pub bandwidth: Option<u64>,
 }
 
 impl Default for DisseminationConfig {
@@ -139,6 +143,7 @@ impl Default for DisseminationConfig {
             max_rumors: 16_384,
             max_payload: 64 * 1024,
             anti_entropy: true,
+            bandwidth: None,
         }
     }
 }

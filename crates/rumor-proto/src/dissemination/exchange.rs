@@ -50,6 +50,8 @@ pub struct Dissemination {
     known_in_packet: Vec<RumorId>,
     /// Bytes of messages that fit one datagram after the header.
     room: usize,
+    /// Bytes of a datagram header.
+    header: usize,
     rounds: u64,
     scratch: Vec<u8>,
 }
@@ -73,6 +75,7 @@ impl Dissemination {
             queue: TransmitQueue::default(),
             known_in_packet: Vec::new(),
             room: packet_budget.saturating_sub(header_len(cluster.len())),
+            header: header_len(cluster.len()),
             rounds: 0,
             scratch: Vec::new(),
         }
@@ -300,10 +303,15 @@ impl Dissemination {
         digest: Option<RumorDigest>,
         ids: &[RumorId],
     ) {
+        // Cost of a datagram besides its messages: the header.
+        let overhead = self.header;
         let room = self.room;
         let mut batch: Vec<Message> = digest.into_iter().map(Message::RumorDigest).collect();
         let mut used = batch.iter().map(|m| self.encoded_len(m) + 3).sum::<usize>();
-        for &id in ids {
+        if !batch.is_empty() && !cx.budget_allows(used + overhead) {
+            return;
+        }
+        for (i, &id) in ids.iter().enumerate() {
             let Some(held) = self.store.get(&id) else {
                 continue;
             };
@@ -311,21 +319,41 @@ impl Dissemination {
             event.hops = event.hops.saturating_add(1);
             let msg = Message::Rumor(event);
             let len = self.encoded_len(&msg) + 3;
-            if len > room {
-                cx.send(to, Channel::Stream, vec![msg], false);
+            let stream = len > room;
+            let pending = if stream || used + len > room { 0 } else { used };
+            if !cx.budget_allows(pending + len + overhead) {
+                // Out of budget: this rumor and every later one (lower
+                // priority or older) waits for the next round.
+                for &waiting in &ids[i..] {
+                    if self.store.defer(waiting, cx.now) {
+                        cx.stats.rumors_deferred += 1;
+                    }
+                }
+                break;
+            }
+            if stream {
+                cx.charge(len + overhead);
+                cx.send_charged(to, Channel::Stream, vec![msg]);
             } else {
                 if used + len > room {
-                    cx.send(to, Channel::Datagram, core::mem::take(&mut batch), false);
+                    cx.charge(used + overhead);
+                    cx.send_charged(to, Channel::Datagram, core::mem::take(&mut batch));
                     used = 0;
                 }
                 batch.push(msg);
                 used += len;
             }
             cx.stats.rumors_sent += 1;
+            if let Some(waited) = self.store.sent(id, cx.now) {
+                let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+                cx.stats.rumor_wait_ms_total = cx.stats.rumor_wait_ms_total.saturating_add(ms);
+                cx.stats.rumor_wait_ms_max = cx.stats.rumor_wait_ms_max.max(ms);
+            }
             self.sent(cx, id);
         }
         if !batch.is_empty() {
-            cx.send(to, Channel::Datagram, batch, false);
+            cx.charge(used + overhead);
+            cx.send_charged(to, Channel::Datagram, batch);
         }
     }
 

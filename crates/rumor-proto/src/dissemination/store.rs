@@ -18,6 +18,8 @@ pub struct Held {
     pub count: u32,
     /// When it arrived (or was broadcast) here.
     pub arrived: Instant,
+    /// Since when it has been waiting for bandwidth, if it is.
+    pub waiting_since: Option<Instant>,
 }
 
 /// Held rumors, forgotten after the retention time or beyond a count limit
@@ -80,6 +82,7 @@ impl RumorStore {
                 hot: true,
                 count: 0,
                 arrived: now,
+                waiting_since: None,
             },
         );
         self.by_age.push_back((now, id));
@@ -113,6 +116,24 @@ impl RumorStore {
                 self.hot.retain(|x| *x != id);
             }
         }
+    }
+
+    /// Note that `id` could not be sent for lack of bandwidth; true if it
+    /// was not already waiting.
+    pub fn defer(&mut self, id: RumorId, now: Instant) -> bool {
+        match self.held.get_mut(&id) {
+            Some(h) if h.waiting_since.is_none() => {
+                h.waiting_since = Some(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Note that `id` was sent; returns how long it had waited, if it had.
+    pub fn sent(&mut self, id: RumorId, now: Instant) -> Option<core::time::Duration> {
+        let h = self.held.get_mut(&id)?;
+        h.waiting_since.take().map(|t| now - t)
     }
 
     /// Hot rumors, highest priority first, then youngest first.
