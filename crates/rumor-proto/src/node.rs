@@ -390,7 +390,7 @@ impl Node {
         let peers: Vec<SocketAddr> = table
             .sample(
                 &mut self.cx.rng,
-                self.config.dissemination.fanout,
+                self.dissemination.peers_wanted(),
                 |id, m| id != local && m.state.is_active(),
             )
             .into_iter()

@@ -546,3 +546,48 @@ fn bandwidth_budget_holds_and_urgent_events_go_first() {
         "critical events must overtake normal ones: {order:?}"
     );
 }
+
+#[test]
+fn adaptive_fanout_spends_more_on_young_rumors() {
+    let mut config = Config::local();
+    config.dissemination.mode = Mode::Push;
+    config.dissemination.termination = Termination::FeedbackCounter;
+    config.dissemination.k = 100;
+    config.dissemination.adaptive_fanout = true;
+    let fanout = config.dissemination.fanout as u64;
+    let interval = config.dissemination.interval;
+    let mut net = Net::new(20, config);
+    net.join_all();
+    net.run_until(Instant::from_millis(5_000));
+    let start = net.now;
+    let cmd = Command::Broadcast {
+        name: "young".into(),
+        payload: vec![],
+        priority: Priority::Normal,
+    };
+    net.nodes[0].handle_command(start, cmd).unwrap();
+    // The origin's first round goes to twice the fanout, its next to the fanout.
+    let mut sent = Vec::new();
+    let mut t = start;
+    while sent.len() < 3 {
+        let before = net.nodes[0].stats().rumors_sent;
+        t += interval;
+        net.run_until(t);
+        let d = net.nodes[0].stats().rumors_sent - before;
+        if d > 0 || !sent.is_empty() {
+            sent.push(d);
+        }
+    }
+    assert_eq!(
+        sent,
+        [2 * fanout, fanout, (fanout / 2).max(1)],
+        "sends per round at the origin"
+    );
+    net.run_until(t + Duration::from_secs(5));
+    let got = net
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::UserEvent(u) if u.name == "young"))
+        .count();
+    assert_eq!(got, 20, "every node delivers it once");
+}

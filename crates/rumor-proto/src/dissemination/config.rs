@@ -129,6 +129,10 @@ pub struct DisseminationConfig {
     /// User events wait (highest priority, then youngest, first) while the
     /// budget is spent; membership traffic is never held back.
     pub bandwidth: Option<u64>,
+    /// Spend more on young rumors and less on old ones: a rumor in its
+    /// r-th round of pushing goes to `2 × fanout / 2^r` peers (at least one)
+    /// instead of `fanout`.
+    pub adaptive_fanout: bool,
 }
 
 impl Default for DisseminationConfig {
@@ -144,6 +148,7 @@ impl Default for DisseminationConfig {
             max_payload: 64 * 1024,
             anti_entropy: true,
             bandwidth: None,
+            adaptive_fanout: false,
         }
     }
 }

@@ -278,9 +278,47 @@ impl Dissemination {
             return;
         }
         let pull = self.config.mode != Mode::Push;
-        for &peer in peers {
+        // With adaptive fanout a rumor pushed for the r-th round goes to
+        // 2 × fanout / 2^r peers (at least one): young rumors spread wide,
+        // old ones cheaply.
+        let reach: Vec<usize> = hot
+            .iter()
+            .map(|id| {
+                let rounds = self.store.get(id).map_or(0, |h| h.rounds);
+                if self.config.adaptive_fanout {
+                    (2 * self.config.fanout)
+                        .checked_shr(rounds)
+                        .unwrap_or(0)
+                        .max(1)
+                } else {
+                    self.config.fanout
+                }
+            })
+            .collect();
+        for (j, &peer) in peers.iter().enumerate() {
+            let ids: Vec<RumorId> = hot
+                .iter()
+                .zip(&reach)
+                .filter(|(_, r)| j < **r)
+                .map(|(id, _)| *id)
+                .collect();
+            if ids.is_empty() && !pull {
+                continue;
+            }
             let digest = pull.then(|| self.digest(self.room / 2, false));
-            self.send_rumors(cx, peer, digest, &hot);
+            self.send_rumors(cx, peer, digest, &ids);
+        }
+        for id in hot {
+            self.store.pushed(id);
+        }
+    }
+
+    /// How many peers a round needs.
+    pub(crate) fn peers_wanted(&self) -> usize {
+        if self.config.adaptive_fanout {
+            2 * self.config.fanout
+        } else {
+            self.config.fanout
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Held {
     pub arrived: Instant,
     /// Since when it has been waiting for bandwidth, if it is.
     pub waiting_since: Option<Instant>,
+    /// Rounds in which this node pushed it.
+    pub rounds: u32,
 }
 
 /// Held rumors, forgotten after the retention time or beyond a count limit
@@ -83,6 +85,7 @@ impl RumorStore {
                 count: 0,
                 arrived: now,
                 waiting_since: None,
+                rounds: 0,
             },
         );
         self.by_age.push_back((now, id));
@@ -134,6 +137,13 @@ impl RumorStore {
     pub fn sent(&mut self, id: RumorId, now: Instant) -> Option<core::time::Duration> {
         let h = self.held.get_mut(&id)?;
         h.waiting_since.take().map(|t| now - t)
+    }
+
+    /// Count a round in which `id` was pushed.
+    pub fn pushed(&mut self, id: RumorId) {
+        if let Some(h) = self.held.get_mut(&id) {
+            h.rounds = h.rounds.saturating_add(1);
+        }
     }
 
     /// Hot rumors, highest priority first, then youngest first.
