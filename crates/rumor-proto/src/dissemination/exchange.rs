@@ -37,6 +37,15 @@ const ANTI_ENTROPY_ROUNDS: u64 = 5;
 /// Bytes a digest entry takes at most (two varints).
 const DIGEST_ENTRY_MAX: usize = 15;
 
+/// What happened at a contact, for the termination rules.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Contact {
+    /// The peer already had the rumor.
+    AlreadyKnew,
+    /// The rumor was sent to the peer.
+    Sent,
+}
+
 /// The user-event dissemination state of a node.
 #[derive(Debug)]
 pub struct Dissemination {
@@ -173,7 +182,7 @@ impl Dissemination {
     /// Feedback: the peer already knew these.
     pub(crate) fn handle_feedback(&mut self, cx: &mut Context, feedback: RumorFeedback) {
         for id in feedback.known.into_iter().take(self.config.max_rumors) {
-            self.unnecessary_contact(cx, id);
+            self.contact(cx, id, Contact::AlreadyKnew);
         }
     }
 
@@ -196,7 +205,7 @@ impl Dissemination {
         let mut missing = Vec::new();
         for id in self.store.hot() {
             if theirs.contains(&id) {
-                self.unnecessary_contact(cx, id);
+                self.contact(cx, id, Contact::AlreadyKnew);
             } else if digest.pull {
                 missing.push(id);
             }
@@ -222,27 +231,26 @@ impl Dissemination {
         }
     }
 
-    fn unnecessary_contact(&mut self, cx: &mut Context, id: RumorId) {
-        let k = self.config.k.max(1);
-        match self.config.termination {
-            Termination::FeedbackCounter => self.store.count(id, |c| c >= k),
-            Termination::FeedbackCoin => {
-                let cold = cx.rng.random_range(0..k) == 0;
-                self.store.count(id, |_| cold);
+    /// Count a contact of `kind` for `id` under the termination rule:
+    /// feedback rules count contacts that already knew the rumor, blind
+    /// rules count sends; counters go cold at `k`, coins with chance 1/k.
+    fn contact(&mut self, cx: &mut Context, id: RumorId, kind: Contact) {
+        let t = self.config.termination;
+        let counts = match kind {
+            Contact::AlreadyKnew => {
+                matches!(t, Termination::FeedbackCounter | Termination::FeedbackCoin)
             }
-            _ => {}
+            Contact::Sent => matches!(t, Termination::BlindCounter | Termination::BlindCoin),
+        };
+        if !counts {
+            return;
         }
-    }
-
-    fn sent(&mut self, cx: &mut Context, id: RumorId) {
         let k = self.config.k.max(1);
-        match self.config.termination {
-            Termination::BlindCounter => self.store.count(id, |c| c >= k),
-            Termination::BlindCoin => {
-                let cold = cx.rng.random_range(0..k) == 0;
-                self.store.count(id, |_| cold);
-            }
-            _ => {}
+        if matches!(t, Termination::FeedbackCoin | Termination::BlindCoin) {
+            let cold = cx.rng.random_range(0..k) == 0;
+            self.store.count(id, |_| cold);
+        } else {
+            self.store.count(id, |c| c >= k);
         }
     }
 
@@ -387,7 +395,7 @@ impl Dissemination {
                 cx.stats.rumor_wait_ms_total = cx.stats.rumor_wait_ms_total.saturating_add(ms);
                 cx.stats.rumor_wait_ms_max = cx.stats.rumor_wait_ms_max.max(ms);
             }
-            self.sent(cx, id);
+            self.contact(cx, id, Contact::Sent);
         }
         if !batch.is_empty() {
             cx.charge(used + overhead);
