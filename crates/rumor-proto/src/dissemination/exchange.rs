@@ -34,6 +34,9 @@ use crate::wire::{Message, PacketBuilder, RumorDigest, RumorFeedback};
 /// default 200 ms interval).
 const ANTI_ENTROPY_ROUNDS: u64 = 5;
 
+/// Most rumors sent in answer to one digest.
+const MAX_PULL_ANSWER: usize = 64;
+
 /// Bytes a digest entry takes at most (two varints).
 const DIGEST_ENTRY_MAX: usize = 15;
 
@@ -218,6 +221,10 @@ impl Dissemination {
                 .collect();
             missing.extend(cold);
         }
+        // A small digest must not draw an unbounded answer (a spoofed
+        // source would turn that into amplification): later rounds send
+        // the rest.
+        missing.truncate(MAX_PULL_ANSWER);
         if !missing.is_empty() {
             self.send_rumors(cx, from, None, &missing);
         }
