@@ -1,6 +1,6 @@
 //! `rumor`: the gossip agent, its command-line client and the simulator
-//! front-end. Only `rumor sim membership` exists so far; `agent`,
-//! `members` and the other subcommands will sit beside `sim`.
+//! front-end. Only `rumor sim membership` and `rumor sim broadcast` exist so
+//! far; `agent`, `members` and the other subcommands will sit beside `sim`.
 
 mod sim_cmd;
 
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// rumor: gossip-based cluster membership.
+/// rumor: gossip-based cluster membership and dissemination.
 #[derive(Debug, Parser)]
 #[command(name = "rumor", version, about, propagate_version = true)]
 struct Cli {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rumor_proto::{Instant, Profile};
-use rumor_sim::{MembershipParams, MembershipRun};
+use rumor_proto::{Instant, Mode, Profile, Termination};
+use rumor_sim::{Bootstrap, BroadcastParams, BroadcastRun, MembershipParams, MembershipRun};
 
 /// Show the progress bar only once a run has taken this long.
 const PROGRESS_AFTER: Duration = Duration::from_secs(2);
@@ -26,6 +26,10 @@ enum Scenario {
     /// A cluster joins through node-0; some nodes crash half-way, some are
     /// slow; report convergence, detection times, false positives and cost.
     Membership(MembershipArgs),
+    /// A cluster forms and converges; user events are broadcast from random
+    /// nodes; report coverage and residue, rounds and time until every node
+    /// has them, messages per node, redundancy and last delivery hop.
+    Broadcast(BroadcastArgs),
 }
 
 /// Flags of `rumor sim membership`.
@@ -77,6 +81,88 @@ struct MembershipArgs {
     json: bool,
 }
 
+/// Flags of `rumor sim broadcast`.
+#[derive(Debug, Args)]
+struct BroadcastArgs {
+    /// Cluster size (at least 2).
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Seed of every random choice; the same seed gives the same report.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Exchange mode: push, pull or push-pull [default: the profile's, push].
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Termination rule: feedback-counter, feedback-coin, blind-counter,
+    /// blind-coin or transmit-limit [default: the profile's, feedback-counter].
+    #[arg(long)]
+    termination: Option<Termination>,
+    /// The k of the counter and coin rules [default: the profile's, 4].
+    #[arg(long, value_name = "K")]
+    k: Option<u32>,
+    /// Peers contacted per round [default: the profile's, 3].
+    #[arg(long)]
+    fanout: Option<usize>,
+    /// Adaptive fanout: a rumor in its r-th round goes to 2 × fanout / 2^r peers.
+    #[arg(long)]
+    adaptive_fanout: bool,
+    /// Time between two dissemination rounds, in milliseconds [default: the profile's, 200].
+    #[arg(long, value_name = "MS", value_parser = parse_ms)]
+    interval_ms: Option<Duration>,
+    /// Background anti-entropy on (off by default, so that a termination
+    /// rule's residue shows).
+    #[arg(long)]
+    anti_entropy: bool,
+    /// Outgoing bandwidth budget of every node, in bytes per second [default: unlimited].
+    #[arg(long, value_name = "BYTES_PER_S")]
+    bandwidth: Option<u64>,
+    /// Number of updates (user events) broadcast, each from a random node.
+    #[arg(long, value_name = "U", default_value_t = 10)]
+    updates: usize,
+    /// Time between two injections, in milliseconds [default: one interval].
+    #[arg(long, value_name = "MS", value_parser = parse_ms)]
+    spacing_ms: Option<Duration>,
+    /// Payload of each update, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16)]
+    payload_bytes: usize,
+    /// The run ends at the latest this many virtual seconds after the last injection.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    duration: Duration,
+    /// How the cluster forms: direct (node-0 contacts every node, then every
+    /// node takes node-0's member list: fast at any size) or join (nodes
+    /// join through node-0 over a few seconds, as in `sim membership`).
+    #[arg(long, default_value = "direct")]
+    bootstrap: Bootstrap,
+    /// Longest wait for membership to converge, in virtual seconds.
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = parse_secs)]
+    converge_timeout: Duration,
+    /// Wait between membership convergence and the first update, in
+    /// milliseconds; its last 2 s (at most half) measure the idle membership
+    /// traffic [default: twice the membership settle time, plus 2 s].
+    #[arg(long, value_name = "MS", value_parser = parse_ms)]
+    settle_ms: Option<Duration>,
+    /// Datagram loss probability, in [0, 1).
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    loss: f64,
+    /// One-way network latency, in milliseconds.
+    #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_ms)]
+    latency_ms: Duration,
+    /// Maximum extra latency per packet, in milliseconds [default: half the latency].
+    #[arg(long, value_name = "MS", value_parser = parse_ms)]
+    jitter_ms: Option<Duration>,
+    /// Protocol profile: lan, wan or local.
+    #[arg(long, default_value = "lan")]
+    profile: Profile,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .trim()
@@ -114,6 +200,7 @@ fn parse_ms_range(s: &str) -> Result<RangeInclusive<Duration>, String> {
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Membership(m) => membership(m),
+        Scenario::Broadcast(b) => broadcast(b),
     }
 }
 
@@ -148,15 +235,85 @@ fn membership(args: MembershipArgs) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
+    print_report(json, &report, args.json)
+}
+
+fn broadcast(args: BroadcastArgs) -> anyhow::Result<()> {
+    let defaults = BroadcastParams::with_profile(args.profile);
+    let params = BroadcastParams {
+        nodes: args.nodes,
+        seed: args.seed,
+        bootstrap: args.bootstrap,
+        mode: args.mode.unwrap_or(defaults.mode),
+        termination: args.termination.unwrap_or(defaults.termination),
+        k: args.k.unwrap_or(defaults.k),
+        fanout: args.fanout.unwrap_or(defaults.fanout),
+        interval: args.interval_ms.unwrap_or(defaults.interval),
+        anti_entropy: args.anti_entropy,
+        bandwidth: args.bandwidth,
+        adaptive_fanout: args.adaptive_fanout,
+        loss: args.loss,
+        latency: args.latency_ms,
+        jitter: args.jitter_ms.unwrap_or(args.latency_ms / 2),
+        updates: args.updates,
+        spacing: args.spacing_ms,
+        payload_bytes: args.payload_bytes,
+        duration: args.duration,
+        converge_timeout: args.converge_timeout,
+        settle: args.settle_ms,
+        ..defaults
+    };
+    let mut run = BroadcastRun::new(params)?;
+    let bar = spinner();
+    let started = std::time::Instant::now();
+    let mut progress = |now: Instant| {
+        if let Some(bar) = &bar {
+            if bar.is_hidden() && started.elapsed() >= PROGRESS_AFTER {
+                bar.set_draw_target(ProgressDrawTarget::stderr());
+            }
+            bar.set_position(now.as_nanos() / 1_000_000);
+        }
+    };
+    let report = run.run(&mut progress);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
+    print_report(json, &report, args.json)
+}
+
+/// Print a report on stdout: `json` (one line) with `--json`, else `table`.
+fn print_report(
+    json: anyhow::Result<String>,
+    table: &dyn std::fmt::Display,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report).context("writing the report")?;
-        writeln!(out).context("writing the report")?;
+    if as_json {
+        let json = json.context("writing the report")?;
+        writeln!(out, "{json}").context("writing the report")?;
     } else {
-        write!(out, "{report}").context("writing the report")?;
+        write!(out, "{table}").context("writing the report")?;
     }
     out.flush().context("writing the report")?;
     Ok(())
+}
+
+/// A counter of virtual milliseconds on stderr (the length of a run is not
+/// known beforehand), hidden until the run has taken [`PROGRESS_AFTER`];
+/// none at all when stderr is not a terminal.
+fn spinner() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} virtual ms")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// A bar of virtual milliseconds on stderr, hidden until the run has taken

@@ -11,7 +11,10 @@
 //!   derived from them (join convergence, detection times, false positives);
 //! - [`report`]: serde reports;
 //! - [`membership_run`]: the `membership` scenario run by
-//!   `rumor sim membership`.
+//!   `rumor sim membership`;
+//! - [`broadcast_run`]: the `broadcast` scenario run by
+//!   `rumor sim broadcast`: user events spread through a converged cluster,
+//!   with coverage, residue, rounds, traffic and redundancy.
 //!
 //! The same seed and the same schedule give the same run, event for event.
 //! The library prints nothing; [`Sim::run_until_with_progress`] lets a
@@ -38,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod broadcast_run;
 pub mod membership_run;
 pub mod network;
 pub mod observer;
@@ -49,6 +53,9 @@ pub mod sim;
 /// A node's index in a simulation: node `i` is called `node-{i}`.
 pub type NodeId = usize;
 
+pub use broadcast_run::{
+    Bootstrap, BroadcastParams, BroadcastReport, BroadcastRun, Ending, run_broadcast,
+};
 pub use membership_run::{MembershipParams, MembershipRun, run_membership};
 pub use network::{Direction, NetworkConfig, Partition};
 pub use observer::Observer;

@@ -45,10 +45,13 @@ impl TokenBucket {
         self.tokens >= bytes as i64
     }
 
-    /// Charge `bytes`, even past the budget.
+    /// Charge `bytes`, even past the budget, but never into more than one
+    /// second of debt: a single large forced send (a full-state exchange)
+    /// must not starve user events for longer than that.
     pub fn charge(&mut self, now: Instant, bytes: usize) {
         self.refill(now);
-        self.tokens = self.tokens.saturating_sub(bytes as i64);
+        let floor = -i64::try_from(self.rate).unwrap_or(i64::MAX);
+        self.tokens = self.tokens.saturating_sub(bytes as i64).max(floor);
     }
 }
 
@@ -69,10 +72,15 @@ mod tests {
             !b.allows(t0 + Duration::from_secs(60), 1001),
             "at most one second banked"
         );
-        b.charge(t0 + Duration::from_secs(60), 3000);
+        b.charge(t0 + Duration::from_secs(60), 1500);
         assert!(
-            !b.allows(t0 + Duration::from_secs(61), 1),
+            !b.allows(t0 + Duration::from_millis(60_400), 1),
             "forced charges are paid back first"
+        );
+        b.charge(t0 + Duration::from_secs(70), 1_000_000);
+        assert!(
+            b.allows(t0 + Duration::from_secs(72), 1000),
+            "debt is capped at one second of budget"
         );
     }
 }

@@ -102,7 +102,9 @@ impl fmt::Display for Termination {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DisseminationConfig {
     /// Push, pull or push-pull (ignored by [`Termination::TransmitLimit`],
-    /// which always pushes).
+    /// which always pushes). Push is the default: it costs nothing while
+    /// there is nothing to spread, and anti-entropy repairs its residue.
+    /// Pull and push-pull poll every round, and finish sooner.
     pub mode: Mode,
     /// When a node stops spreading a rumor.
     pub termination: Termination,
@@ -138,7 +140,7 @@ pub struct DisseminationConfig {
 impl Default for DisseminationConfig {
     fn default() -> Self {
         DisseminationConfig {
-            mode: Mode::PushPull,
+            mode: Mode::Push,
             termination: Termination::FeedbackCounter,
             k: 4,
             fanout: 3,
