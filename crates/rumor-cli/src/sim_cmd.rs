@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rumor_proto::{Instant, Mode, Profile, Termination};
+use rumor_sim::broadcast_sweep::{SweepParams, run_sweep};
 use rumor_sim::{Bootstrap, BroadcastParams, BroadcastRun, MembershipParams, MembershipRun};
 
 /// Show the progress bar only once a run has taken this long.
@@ -30,6 +31,42 @@ enum Scenario {
     /// nodes; report coverage and residue, rounds and time until every node
     /// has them, messages per node, redundancy and last delivery hop.
     Broadcast(BroadcastArgs),
+    /// Every broadcast mode × termination rule (k = 4, fanout 3) and the
+    /// fanout-1 theory references, at each size and loss, one run after
+    /// another; writes <OUT>/dissemination-table.md and
+    /// <OUT>/plots/coverage-<mode>-n<N>.svg.
+    BroadcastReport(BroadcastReportArgs),
+}
+
+/// Flags of `rumor sim broadcast-report`.
+#[derive(Debug, Args)]
+struct BroadcastReportArgs {
+    /// Output directory (the docs directory).
+    #[arg(long, value_name = "DIR")]
+    out: std::path::PathBuf,
+    /// Cluster sizes, comma-separated (a 10,000-node run takes about 80 s
+    /// and 11.5 GB).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "1000,10000"
+    )]
+    nodes: Vec<usize>,
+    /// Datagram loss rates, comma-separated, each in [0, 1).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "0,0.1"
+    )]
+    loss: Vec<f64>,
+    /// Seed of every run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Updates broadcast per run.
+    #[arg(long, value_name = "U", default_value_t = 10)]
+    updates: usize,
 }
 
 /// Flags of `rumor sim membership`.
@@ -201,6 +238,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Membership(m) => membership(m),
         Scenario::Broadcast(b) => broadcast(b),
+        Scenario::BroadcastReport(r) => broadcast_report(r),
     }
 }
 
@@ -281,6 +319,63 @@ fn broadcast(args: BroadcastArgs) -> anyhow::Result<()> {
     }
     let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
     print_report(json, &report, args.json)
+}
+
+fn broadcast_report(args: BroadcastReportArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.nodes.is_empty(), "--nodes needs at least one size");
+    anyhow::ensure!(!args.loss.is_empty(), "--loss needs at least one rate");
+    let join = |v: Vec<String>| v.join(",");
+    let command = format!(
+        "rumor sim broadcast-report --out {} --nodes {} --loss {} --seed {} --updates {}",
+        args.out.display(),
+        join(args.nodes.iter().map(ToString::to_string).collect()),
+        join(args.loss.iter().map(ToString::to_string).collect()),
+        args.seed,
+        args.updates
+    );
+    let params = SweepParams {
+        nodes: args.nodes,
+        loss: args.loss,
+        seed: args.seed,
+        updates: args.updates,
+        ..SweepParams::default()
+    };
+    let plots_dir = args.out.join("plots");
+    std::fs::create_dir_all(&plots_dir)
+        .with_context(|| format!("creating {}", plots_dir.display()))?;
+    eprintln!("{command}: {} runs, one after another", params.runs());
+    let started = std::time::Instant::now();
+    let sweep = run_sweep(&params, &mut |i, total, row| {
+        let r = &row.report;
+        let rounds = r
+            .rounds_to_all
+            .p50
+            .map_or_else(|| "-".to_string(), |x| format!("{x:.1}"));
+        eprintln!(
+            "[{i}/{total}] n={} loss={} {} {} k={} fanout={}: coverage {:.4}, rounds p50 {rounds}, m {:.2} ({:.1} s, total {:.0} s)",
+            r.nodes,
+            r.loss,
+            r.mode,
+            r.termination,
+            r.k,
+            r.fanout,
+            r.coverage,
+            r.traffic_per_node,
+            r.wall_s,
+            started.elapsed().as_secs_f64()
+        );
+    })?;
+    let table = args.out.join("dissemination-table.md");
+    std::fs::write(&table, sweep.table_markdown(&command))
+        .with_context(|| format!("writing {}", table.display()))?;
+    eprintln!("wrote {}", table.display());
+    for (name, svg) in sweep.plots() {
+        let path = plots_dir.join(name);
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Print a report on stdout: `json` (one line) with `--json`, else `table`.

@@ -14,7 +14,10 @@
 //!   `rumor sim membership`;
 //! - [`broadcast_run`]: the `broadcast` scenario run by
 //!   `rumor sim broadcast`: user events spread through a converged cluster,
-//!   with coverage, residue, rounds, traffic and redundancy.
+//!   with coverage, residue, rounds, traffic and redundancy;
+//! - [`broadcast_sweep`]: every mode × termination rule and the theory
+//!   references, as a markdown table and plots (`rumor sim broadcast-report`);
+//! - [`svg_plot`]: minimal SVG line charts for those plots.
 //!
 //! The same seed and the same schedule give the same run, event for event.
 //! The library prints nothing; [`Sim::run_until_with_progress`] lets a
@@ -42,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod broadcast_run;
+pub mod broadcast_sweep;
 pub mod membership_run;
 pub mod network;
 pub mod observer;
@@ -49,6 +53,7 @@ pub mod queue;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod svg_plot;
 
 /// A node's index in a simulation: node `i` is called `node-{i}`.
 pub type NodeId = usize;
