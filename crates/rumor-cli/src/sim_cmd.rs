@@ -259,7 +259,15 @@ fn membership(args: MembershipArgs) -> anyhow::Result<()> {
     };
     let total_ms = u64::try_from(params.duration.as_millis()).unwrap_or(u64::MAX);
     let mut run = MembershipRun::new(params)?;
-    let bar = progress_bar(total_ms);
+    let report = with_progress(progress_bar(total_ms), |progress| run.run(progress));
+    let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
+    print_report(json, &report, args.json)
+}
+
+/// Run `f` with a progress callback that moves `bar` (in virtual
+/// milliseconds), shown on stderr only once the run has lasted
+/// `PROGRESS_AFTER`, and cleared at the end.
+fn with_progress<R>(bar: Option<ProgressBar>, f: impl FnOnce(&mut dyn FnMut(Instant)) -> R) -> R {
     let started = std::time::Instant::now();
     let mut progress = |now: Instant| {
         if let Some(bar) = &bar {
@@ -269,12 +277,11 @@ fn membership(args: MembershipArgs) -> anyhow::Result<()> {
             bar.set_position(now.as_nanos() / 1_000_000);
         }
     };
-    let report = run.run(&mut progress);
+    let out = f(&mut progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
-    print_report(json, &report, args.json)
+    out
 }
 
 fn broadcast(args: BroadcastArgs) -> anyhow::Result<()> {
@@ -303,20 +310,7 @@ fn broadcast(args: BroadcastArgs) -> anyhow::Result<()> {
         ..defaults
     };
     let mut run = BroadcastRun::new(params)?;
-    let bar = spinner();
-    let started = std::time::Instant::now();
-    let mut progress = |now: Instant| {
-        if let Some(bar) = &bar {
-            if bar.is_hidden() && started.elapsed() >= PROGRESS_AFTER {
-                bar.set_draw_target(ProgressDrawTarget::stderr());
-            }
-            bar.set_position(now.as_nanos() / 1_000_000);
-        }
-    };
-    let report = run.run(&mut progress);
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    let report = with_progress(spinner(), |progress| run.run(progress));
     let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
     print_report(json, &report, args.json)
 }
