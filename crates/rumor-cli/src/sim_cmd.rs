@@ -33,8 +33,8 @@ enum Scenario {
     Broadcast(BroadcastArgs),
     /// Every broadcast mode × termination rule (k = 4, fanout 3) and the
     /// fanout-1 theory references, at each size and loss, one run after
-    /// another; writes <OUT>/dissemination-table.md and
-    /// <OUT>/plots/coverage-<mode>-n<N>.svg.
+    /// another; writes `OUT/dissemination-table.md` and
+    /// `OUT/plots/coverage-MODE-nN.svg`.
     BroadcastReport(BroadcastReportArgs),
 }
 
