@@ -70,17 +70,9 @@ struct BroadcastReportArgs {
 }
 
 /// Flags of `rumor sim membership`.
+/// The simulated network, shared by the scenarios.
 #[derive(Debug, Args)]
-struct MembershipArgs {
-    /// Cluster size.
-    #[arg(long, default_value_t = 100)]
-    nodes: usize,
-    /// Seed of every random choice; the same seed gives the same report.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Virtual duration, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
-    duration: Duration,
+struct NetworkArgs {
     /// Datagram loss probability, in [0, 1).
     #[arg(
         long,
@@ -95,6 +87,29 @@ struct MembershipArgs {
     /// Maximum extra latency per packet, in milliseconds [default: half the latency].
     #[arg(long, value_name = "MS", value_parser = parse_ms)]
     jitter_ms: Option<Duration>,
+}
+
+impl NetworkArgs {
+    /// (loss, latency, jitter), the jitter defaulting to half the latency.
+    fn model(&self) -> (f64, Duration, Duration) {
+        let jitter = self.jitter_ms.unwrap_or(self.latency_ms / 2);
+        (self.loss, self.latency_ms, jitter)
+    }
+}
+
+#[derive(Debug, Args)]
+struct MembershipArgs {
+    /// Cluster size.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Seed of every random choice; the same seed gives the same report.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Virtual duration, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    duration: Duration,
+    #[command(flatten)]
+    network: NetworkArgs,
     /// Random nodes (never node-0) that crash at half the duration.
     #[arg(long, value_name = "K", default_value_t = 0)]
     crash: usize,
@@ -178,20 +193,8 @@ struct BroadcastArgs {
     /// traffic [default: twice the membership settle time, plus 2 s].
     #[arg(long, value_name = "MS", value_parser = parse_ms)]
     settle_ms: Option<Duration>,
-    /// Datagram loss probability, in [0, 1).
-    #[arg(
-        long,
-        value_name = "P",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    loss: f64,
-    /// One-way network latency, in milliseconds.
-    #[arg(long, value_name = "MS", default_value = "1", value_parser = parse_ms)]
-    latency_ms: Duration,
-    /// Maximum extra latency per packet, in milliseconds [default: half the latency].
-    #[arg(long, value_name = "MS", value_parser = parse_ms)]
-    jitter_ms: Option<Duration>,
+    #[command(flatten)]
+    network: NetworkArgs,
     /// Protocol profile: lan, wan or local.
     #[arg(long, default_value = "lan")]
     profile: Profile,
@@ -243,13 +246,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
 }
 
 fn membership(args: MembershipArgs) -> anyhow::Result<()> {
+    let (loss, latency, jitter) = args.network.model();
     let params = MembershipParams {
         nodes: args.nodes,
         seed: args.seed,
         duration: args.duration,
-        loss: args.loss,
-        latency: args.latency_ms,
-        jitter: args.jitter_ms.unwrap_or(args.latency_ms / 2),
+        loss,
+        latency,
+        jitter,
         crash: args.crash,
         slow: args.slow,
         slow_run: args.slow_run_ms,
@@ -285,6 +289,7 @@ fn with_progress<R>(bar: Option<ProgressBar>, f: impl FnOnce(&mut dyn FnMut(Inst
 }
 
 fn broadcast(args: BroadcastArgs) -> anyhow::Result<()> {
+    let (loss, latency, jitter) = args.network.model();
     let defaults = BroadcastParams::with_profile(args.profile);
     let params = BroadcastParams {
         nodes: args.nodes,
@@ -298,9 +303,9 @@ fn broadcast(args: BroadcastArgs) -> anyhow::Result<()> {
         anti_entropy: args.anti_entropy,
         bandwidth: args.bandwidth,
         adaptive_fanout: args.adaptive_fanout,
-        loss: args.loss,
-        latency: args.latency_ms,
-        jitter: args.jitter_ms.unwrap_or(args.latency_ms / 2),
+        loss,
+        latency,
+        jitter,
         updates: args.updates,
         spacing: args.spacing_ms,
         payload_bytes: args.payload_bytes,
