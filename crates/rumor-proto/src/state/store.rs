@@ -1,0 +1,597 @@
+//! The key-value store one node holds: entries by key, their Merkle index,
+//! the hybrid logical clock, limits and tombstone collection.
+
+use compact_str::CompactString;
+
+use super::config::StateConfig;
+use super::entry::{Entry, Kind, WrongKind};
+use super::hlc::{Hlc, Timestamp};
+use super::version_vector::{Dot, ReplicaId, VersionVector};
+use crate::fast_map::FastMap;
+use crate::sync::MerkleIndex;
+
+/// A key: UTF-8 text without control characters.
+pub type Key = CompactString;
+
+/// A write the application asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Write a value, replacing the values `context` had seen (the values
+    /// this node holds when `None`). `kind` overrides the prefix rule
+    /// (`Mv` or `Lww`; the others are refused).
+    Put {
+        /// The value.
+        value: Vec<u8>,
+        /// The causal context of the read this write is based on.
+        context: Option<VersionVector>,
+        /// Resolution for this write.
+        kind: Option<Kind>,
+    },
+    /// Delete the values `context` had seen (all held here when `None`).
+    Delete {
+        /// The causal context of the read this delete is based on.
+        context: Option<VersionVector>,
+    },
+    /// Add to a counter (negative to decrement).
+    Increment(i64),
+    /// Add an element to a set.
+    SetAdd(Vec<u8>),
+    /// Remove an element from a set.
+    SetRemove(Vec<u8>),
+}
+
+/// A write was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The key is empty, too long or holds control characters.
+    #[error("invalid key {key:?}: keys are 1 to {max} bytes of text without control characters")]
+    InvalidKey {
+        /// The key (cut to 64 characters).
+        key: String,
+        /// The length limit.
+        max: usize,
+    },
+    /// The value is too large.
+    #[error(
+        "value of {size} bytes exceeds state.max_value_bytes ({max}); store less, or raise the limit on every node"
+    )]
+    ValueTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The operation does not fit the key's kind.
+    #[error(transparent)]
+    WrongKind(#[from] WrongKind),
+    /// `put` was asked for a CRDT kind.
+    #[error("a put writes mv or lww values; use increment for counters and set-add for sets")]
+    PutKind,
+    /// The key would hold too many values.
+    #[error(
+        "key would hold {count} values, more than state.max_dots_per_key ({max}); resolve its siblings or shrink the set"
+    )]
+    TooManyValues {
+        /// The count it would reach.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store is full.
+    #[error(
+        "store is full ({keys} keys, {bytes} bytes; limits state.max_keys {max_keys}, state.max_bytes {max_bytes}); delete keys or raise the limits"
+    )]
+    Full {
+        /// Keys held.
+        keys: usize,
+        /// Bytes held.
+        bytes: usize,
+        /// The key limit.
+        max_keys: usize,
+        /// The byte limit.
+        max_bytes: usize,
+    },
+}
+
+/// What became of an entry received from another node.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Merged {
+    /// The local state changed; `age_ms` is how old the newest write in it
+    /// was on arrival (local hybrid clock minus the write's timestamp).
+    Changed {
+        /// Propagation latency of the update, in milliseconds.
+        age_ms: u64,
+    },
+    /// Nothing new.
+    Unchanged,
+    /// Dropped: invalid, over a limit, or a key whose tombstone was
+    /// collected (a resurrection).
+    Refused(Refusal),
+}
+
+/// Why a received entry was dropped.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It breaks the entry invariants or the size limits.
+    Invalid,
+    /// The store is full.
+    Full,
+    /// Its key is unknown here and it is older than a tombstone this node
+    /// has collected: it would bring back a deleted key.
+    Collected,
+}
+
+/// A write made here: what to spread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// The key.
+    pub key: Key,
+    /// The key's state after the write (what is gossiped).
+    pub entry: Entry,
+    /// The dot of the value written (none for deletes and set removals).
+    pub dot: Option<Dot>,
+    /// The write's timestamp.
+    pub ts: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+struct Stored {
+    entry: Entry,
+    digest: u64,
+    bytes: usize,
+}
+
+/// One node's replica of the key-value store.
+#[derive(Debug)]
+pub struct KvStore {
+    replica: ReplicaId,
+    config: StateConfig,
+    /// Entries by key hash (several keys in the rare case of a collision).
+    slots: FastMap<u64, Vec<(Key, Stored)>>,
+    index: MerkleIndex,
+    hlc: Hlc,
+    keys: usize,
+    tombstones: usize,
+    bytes: usize,
+    last_change: Timestamp,
+    gc_horizon: Timestamp,
+    scratch: Vec<u8>,
+}
+
+/// The stable 64-bit hash of a key: every node of every build agrees.
+pub fn key_hash(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
+
+/// Whether `key` is a valid key under `max` bytes.
+pub fn check_key(key: &str, max: usize) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > max || key.chars().any(char::is_control) {
+        return Err(KvError::InvalidKey {
+            key: key.chars().take(64).collect(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+impl KvStore {
+    /// An empty store for `replica`.
+    pub fn new(replica: ReplicaId, config: StateConfig) -> Self {
+        let drift = u64::try_from(config.max_clock_drift.as_millis()).unwrap_or(u64::MAX);
+        KvStore {
+            replica,
+            config,
+            slots: FastMap::default(),
+            index: MerkleIndex::new(),
+            hlc: Hlc::new(drift),
+            keys: 0,
+            tombstones: 0,
+            bytes: 0,
+            last_change: Timestamp::ZERO,
+            gc_horizon: Timestamp::ZERO,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// This store's replica id.
+    pub fn replica(&self) -> ReplicaId {
+        self.replica
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &StateConfig {
+        &self.config
+    }
+
+    /// Keys held, tombstones included.
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+
+    /// Tombstones held.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones
+    }
+
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The Merkle root over every entry: equal roots, equal stores.
+    pub fn root(&self) -> u64 {
+        self.index.root()
+    }
+
+    /// The Merkle index (for anti-entropy).
+    pub fn index(&self) -> &MerkleIndex {
+        &self.index
+    }
+
+    /// The time of the last change to the store.
+    pub fn last_change(&self) -> Timestamp {
+        self.last_change
+    }
+
+    /// The hybrid logical clock.
+    pub fn clock(&self) -> &Hlc {
+        &self.hlc
+    }
+
+    /// A fresh timestamp from the hybrid logical clock.
+    pub fn tick(&mut self, wall_ms: u64) -> Timestamp {
+        self.hlc.tick(wall_ms)
+    }
+
+    /// The deletion time of the newest tombstone collected here.
+    pub fn gc_horizon(&self) -> Timestamp {
+        self.gc_horizon
+    }
+
+    /// The entry for `key`, tombstones included.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.slots
+            .get(&key_hash(key))?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| &s.entry)
+    }
+
+    /// The entries whose key hashes to `hash`.
+    pub fn by_hash(&self, hash: u64) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.slots
+            .get(&hash)
+            .into_iter()
+            .flatten()
+            .map(|(k, s)| (k, &s.entry))
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.slots.values().flatten().map(|(k, s)| (k, &s.entry))
+    }
+
+    /// Live (not deleted) keys starting with `prefix`, sorted.
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<(&Key, &Entry)> {
+        let mut out: Vec<_> = self
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && !e.is_tombstone())
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// Apply a local write at wall-clock time `wall_ms`.
+    pub fn write(&mut self, key: &str, op: Op, wall_ms: u64) -> Result<Written, KvError> {
+        check_key(key, self.config.max_key_bytes)?;
+        let max = self.config.max_value_bytes;
+        let size = match &op {
+            Op::Put { value, .. } => value.len(),
+            Op::SetAdd(e) | Op::SetRemove(e) => e.len(),
+            _ => 0,
+        };
+        if size > max {
+            return Err(KvError::ValueTooLarge { size, max });
+        }
+        let mut entry = self.get(key).cloned().unwrap_or_default();
+        let ts = self.hlc.tick(wall_ms);
+        let replica = self.replica;
+        let dot = match op {
+            Op::Put {
+                value,
+                context,
+                kind,
+            } => {
+                let kind = kind.unwrap_or_else(|| self.config.kind_for(key));
+                if !matches!(kind, Kind::Mv | Kind::Lww) {
+                    return Err(KvError::PutKind);
+                }
+                Some(entry.put(replica, ts, kind, value, context.as_ref()))
+            }
+            Op::Delete { context } => {
+                entry.delete(ts, context.as_ref());
+                None
+            }
+            Op::Increment(delta) => Some(entry.increment(replica, ts, delta)?),
+            Op::SetAdd(e) => Some(entry.set_add(replica, ts, e)?),
+            Op::SetRemove(e) => {
+                entry.set_remove(ts, &e)?;
+                None
+            }
+        };
+        let max = self.config.max_dots_per_key;
+        if entry.len() > max {
+            return Err(KvError::TooManyValues {
+                count: entry.len(),
+                max,
+            });
+        }
+        self.store(key, entry.clone(), true)?;
+        Ok(Written {
+            key: Key::from(key),
+            entry,
+            dot,
+            ts,
+        })
+    }
+
+    /// Merge an entry received from another node at wall-clock `wall_ms`.
+    pub fn merge(&mut self, key: &str, remote: &Entry, wall_ms: u64) -> Merged {
+        if check_key(key, self.config.max_key_bytes).is_err()
+            || !remote.is_valid()
+            || remote.len() > self.config.max_dots_per_key
+            || remote
+                .dots
+                .iter()
+                .any(|d| d.payload.data_len() > self.config.max_value_bytes)
+        {
+            return Merged::Refused(Refusal::Invalid);
+        }
+        self.hlc.observe(remote.ts, wall_ms);
+        let mut entry = match self.get(key) {
+            Some(e) => e.clone(),
+            None => {
+                if self.gc_horizon > Timestamp::ZERO && remote.ts <= self.gc_horizon {
+                    return Merged::Refused(Refusal::Collected);
+                }
+                Entry::default()
+            }
+        };
+        if !entry.merge(remote) {
+            return Merged::Unchanged;
+        }
+        if entry.len() > self.config.max_dots_per_key {
+            return Merged::Refused(Refusal::Invalid);
+        }
+        let newest = remote.dots.iter().map(|d| d.ts).max().unwrap_or(remote.ts);
+        match self.store(key, entry, false) {
+            Ok(()) => Merged::Changed {
+                age_ms: self.hlc.last().wall_ms.saturating_sub(newest.wall_ms),
+            },
+            Err(_) => Merged::Refused(Refusal::Full),
+        }
+    }
+
+    /// Replace the entry of `key` (local writes may exceed nothing; merges
+    /// of new keys are refused when full).
+    fn store(&mut self, key: &str, entry: Entry, local: bool) -> Result<(), KvError> {
+        let hash = key_hash(key);
+        let new_bytes = key.len() + entry.data_len();
+        self.scratch.clear();
+        let digest = match postcard::to_extend(&entry, core::mem::take(&mut self.scratch)) {
+            Ok(buf) => {
+                let d = xxhash_rust::xxh3::xxh3_64_with_seed(&buf, hash);
+                self.scratch = buf;
+                d
+            }
+            Err(_) => hash,
+        };
+        let slot = self.slots.entry(hash).or_default();
+        let pos = slot.iter().position(|(k, _)| k == key);
+        let old_bytes = pos.map_or(0, |i| slot[i].1.bytes);
+        let grows_keys = pos.is_none();
+        let full_keys = grows_keys && self.keys >= self.config.max_keys;
+        let full_bytes =
+            self.bytes - old_bytes + new_bytes > self.config.max_bytes && new_bytes > old_bytes;
+        if full_keys || full_bytes {
+            if slot.is_empty() {
+                self.slots.remove(&hash);
+            }
+            let _ = local;
+            return Err(KvError::Full {
+                keys: self.keys,
+                bytes: self.bytes,
+                max_keys: self.config.max_keys,
+                max_bytes: self.config.max_bytes,
+            });
+        }
+        let tomb = entry.is_tombstone();
+        self.last_change = self.last_change.max(entry.ts);
+        let stored = Stored {
+            entry,
+            digest,
+            bytes: new_bytes,
+        };
+        match pos {
+            Some(i) => {
+                let old = core::mem::replace(&mut slot[i].1, stored);
+                self.index.sub(hash, old.digest);
+                if old.entry.is_tombstone() {
+                    self.tombstones -= 1;
+                }
+            }
+            None => {
+                slot.push((Key::from(key), stored));
+                self.keys += 1;
+            }
+        }
+        self.index.add(hash, digest);
+        if tomb {
+            self.tombstones += 1;
+        }
+        self.bytes = self.bytes - old_bytes + new_bytes;
+        Ok(())
+    }
+
+    /// Collect tombstones written before `wall_ms − tombstone_grace`, and,
+    /// when `safe_before` is given (every member is known to hold this
+    /// store's state as of then), those written before it. Returns how
+    /// many were collected.
+    pub fn collect_tombstones(&mut self, wall_ms: u64, safe_before: Option<Timestamp>) -> usize {
+        if self.tombstones == 0 {
+            return 0;
+        }
+        let grace = u64::try_from(self.config.tombstone_grace.as_millis()).unwrap_or(u64::MAX);
+        let mut cutoff = Timestamp {
+            wall_ms: wall_ms.saturating_sub(grace),
+            logical: 0,
+        };
+        if let Some(safe) = safe_before {
+            cutoff = cutoff.max(safe);
+        }
+        let mut collected = Vec::new();
+        for (hash, slot) in &self.slots {
+            for (k, s) in slot {
+                if s.entry.is_tombstone() && s.entry.ts < cutoff {
+                    collected.push((*hash, k.clone()));
+                }
+            }
+        }
+        for (hash, key) in &collected {
+            let Some(slot) = self.slots.get_mut(hash) else {
+                continue;
+            };
+            let Some(i) = slot.iter().position(|(k, _)| k == key) else {
+                continue;
+            };
+            let (_, s) = slot.swap_remove(i);
+            if slot.is_empty() {
+                self.slots.remove(hash);
+            }
+            self.index.sub(*hash, s.digest);
+            self.keys -= 1;
+            self.tombstones -= 1;
+            self.bytes -= s.bytes;
+            self.gc_horizon = self.gc_horizon.max(s.entry.ts);
+        }
+        collected.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::entry::Payload;
+
+    fn store(r: u64) -> KvStore {
+        KvStore::new(ReplicaId(r), StateConfig::default())
+    }
+
+    fn put(v: &[u8]) -> Op {
+        Op::Put {
+            value: v.to_vec(),
+            context: None,
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn equal_states_have_equal_roots_whatever_the_order_of_merges() {
+        let (mut a, mut b) = (store(1), store(2));
+        let w1 = a.write("x", put(b"1"), 10).unwrap();
+        let w2 = b.write("y", put(b"2"), 11).unwrap();
+        let w3 = b.write("x", put(b"3"), 12).unwrap();
+        a.merge("y", &w2.entry, 20);
+        a.merge("x", &w3.entry, 20);
+        b.merge("x", &w1.entry, 20);
+        assert_eq!(a.root(), b.root());
+        assert_eq!(
+            a.get("x").unwrap().len(),
+            2,
+            "concurrent writes are siblings"
+        );
+        assert_ne!(a.root(), store(3).root());
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing() {
+        let mut a = store(1);
+        assert!(matches!(
+            a.write("", put(b"v"), 1),
+            Err(KvError::InvalidKey { .. })
+        ));
+        assert!(matches!(
+            a.write("a\nb", put(b"v"), 1),
+            Err(KvError::InvalidKey { .. })
+        ));
+        let big = vec![0u8; a.config().max_value_bytes + 1];
+        assert!(matches!(
+            a.write("k", put(&big), 1),
+            Err(KvError::ValueTooLarge { .. })
+        ));
+        a.write("n", Op::Increment(1), 1).unwrap();
+        assert!(matches!(
+            a.write("n", Op::SetAdd(b"e".to_vec()), 1),
+            Err(KvError::WrongKind(_))
+        ));
+        let root = a.root();
+        // A dot the context has not seen breaks the invariants.
+        let mut bad = Entry::default();
+        bad.dots.push(crate::state::entry::Dotted {
+            dot: Dot {
+                replica: ReplicaId(9),
+                counter: 1,
+            },
+            ts: Timestamp::ZERO,
+            payload: Payload::Mv(b"v".to_vec()),
+        });
+        assert_eq!(a.merge("k", &bad, 1), Merged::Refused(Refusal::Invalid));
+        assert_eq!((a.root(), a.len()), (root, 1));
+    }
+
+    #[test]
+    fn limits_on_keys_hold() {
+        let mut a = KvStore::new(
+            ReplicaId(1),
+            StateConfig {
+                max_keys: 2,
+                ..StateConfig::default()
+            },
+        );
+        a.write("a", put(b"1"), 1).unwrap();
+        a.write("b", put(b"1"), 1).unwrap();
+        assert!(matches!(
+            a.write("c", put(b"1"), 1),
+            Err(KvError::Full { .. })
+        ));
+        a.write("a", put(b"2"), 2).unwrap();
+        let mut b = store(2);
+        let w = b.write("c", put(b"1"), 1).unwrap();
+        assert_eq!(a.merge("c", &w.entry, 3), Merged::Refused(Refusal::Full));
+        assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn collected_tombstones_do_not_let_the_deleted_key_come_back() {
+        let (mut a, mut b) = (store(1), store(2));
+        let w = a.write("k", put(b"v"), 1_000).unwrap();
+        b.merge("k", &w.entry, 1_000);
+        let stale = w.entry.clone();
+        a.write("k", Op::Delete { context: None }, 2_000).unwrap();
+        assert_eq!(a.tombstones(), 1);
+        let day = 24 * 3600 * 1000;
+        assert_eq!(a.collect_tombstones(2_000 + day + 1, None), 1);
+        assert!(a.get("k").is_none());
+        // b never heard of the delete and offers its old value back.
+        assert_eq!(
+            a.merge("k", &stale, 2_000 + day + 2),
+            Merged::Refused(Refusal::Collected)
+        );
+        assert!(a.get("k").is_none());
+    }
+}
