@@ -80,8 +80,9 @@ impl core::str::FromStr for Kind {
 pub enum Payload {
     /// A multi-value sibling.
     Mv(Vec<u8>),
-    /// A last-writer-wins value.
-    Lww(Vec<u8>),
+    /// A last-writer-wins value; `None` is a delete, which takes part in
+    /// the timestamp order like any write.
+    Lww(Option<Vec<u8>>),
     /// One replica's running totals.
     Counter {
         /// Sum of its increments.
@@ -107,7 +108,8 @@ impl Payload {
     /// Bytes of user data it carries.
     pub fn data_len(&self) -> usize {
         match self {
-            Payload::Mv(b) | Payload::Lww(b) | Payload::Element(b) => b.len(),
+            Payload::Mv(b) | Payload::Lww(Some(b)) | Payload::Element(b) => b.len(),
+            Payload::Lww(None) => 0,
             Payload::Counter { .. } => 16,
         }
     }
@@ -148,9 +150,11 @@ pub struct WrongKind {
 }
 
 impl Entry {
-    /// Whether the key is deleted: a context, no values.
+    /// Whether the key is deleted: no values left, or only an `lww` delete.
     pub fn is_tombstone(&self) -> bool {
-        self.dots.is_empty()
+        self.dots
+            .iter()
+            .all(|d| matches!(d.payload, Payload::Lww(None)))
     }
 
     /// The kind of the values held; `None` for a tombstone. When concurrent
@@ -178,7 +182,11 @@ impl Entry {
     }
 
     fn check_kind(&self, wanted: Kind) -> Result<(), WrongKind> {
-        match self.dots.iter().find(|d| d.payload.kind() != wanted) {
+        let live = self
+            .dots
+            .iter()
+            .filter(|d| !matches!(d.payload, Payload::Lww(None)));
+        match live.into_iter().find(|d| d.payload.kind() != wanted) {
             Some(d) => Err(WrongKind {
                 held: d.payload.kind(),
                 wanted,
@@ -211,7 +219,7 @@ impl Entry {
     ) -> Dot {
         self.discard_seen(seen);
         let payload = match kind {
-            Kind::Lww => Payload::Lww(value),
+            Kind::Lww => Payload::Lww(Some(value)),
             _ => Payload::Mv(value),
         };
         let dot = self.insert(replica, ts, payload);
@@ -220,8 +228,15 @@ impl Entry {
     }
 
     /// Delete the values `seen` had seen (all held values when `None`).
-    pub fn delete(&mut self, ts: Timestamp, seen: Option<&VersionVector>) {
+    /// In an `lww` key the delete is itself a timestamped write, so that it
+    /// beats every older value, seen or not, as last-writer-wins demands.
+    pub fn delete(&mut self, replica: ReplicaId, ts: Timestamp, seen: Option<&VersionVector>) {
+        let lww = self.kind() == Some(Kind::Lww);
         self.discard_seen(seen);
+        if lww {
+            self.insert(replica, ts, Payload::Lww(None));
+            self.normalize();
+        }
         self.ts = self.ts.max(ts);
     }
 
@@ -404,7 +419,7 @@ mod tests {
         e.dots
             .iter()
             .filter_map(|d| match &d.payload {
-                Payload::Mv(v) | Payload::Lww(v) => Some(v.as_slice()),
+                Payload::Mv(v) | Payload::Lww(Some(v)) => Some(v.as_slice()),
                 _ => None,
             })
             .collect()
@@ -476,7 +491,7 @@ mod tests {
         a.put(A, ts(1), Kind::Mv, b"old".to_vec(), None);
         let mut b = a.clone();
         let mut c = a.clone();
-        b.delete(ts(2), None);
+        b.delete(A, ts(2), None);
         assert!(b.is_tombstone());
         c.put(
             ReplicaId(3),

@@ -307,14 +307,18 @@ impl KvStore {
                 context,
                 kind,
             } => {
-                let kind = kind.unwrap_or_else(|| self.config.kind_for(key));
+                // An lww key stays lww unless the write says otherwise.
+                let kind = kind.unwrap_or_else(|| match entry.kind() {
+                    Some(Kind::Lww) => Kind::Lww,
+                    _ => self.config.kind_for(key),
+                });
                 if !matches!(kind, Kind::Mv | Kind::Lww) {
                     return Err(KvError::PutKind);
                 }
                 Some(entry.put(replica, ts, kind, value, context.as_ref()))
             }
             Op::Delete { context } => {
-                entry.delete(ts, context.as_ref());
+                entry.delete(replica, ts, context.as_ref());
                 None
             }
             Op::Increment(delta) => Some(entry.increment(replica, ts, delta)?),
