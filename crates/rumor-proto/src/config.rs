@@ -8,6 +8,7 @@ use core::str::FromStr;
 use core::time::Duration;
 
 use crate::dissemination::config::DisseminationConfig;
+use crate::state::StateConfig;
 
 /// Largest datagram the core will accept, whatever the packet budget.
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -124,8 +125,10 @@ pub struct Config {
     pub reconnect_interval: Duration,
     /// How long a failed (reaped) member's address is still tried.
     pub reconnect_timeout: Duration,
-    /// How user events spread.
+    /// How user events and key writes spread.
     pub dissemination: DisseminationConfig,
+    /// The replicated key-value store.
+    pub state: StateConfig,
 }
 
 impl Default for Config {
@@ -161,6 +164,7 @@ impl Config {
             reconnect_interval: Duration::from_secs(30),
             reconnect_timeout: Duration::from_secs(24 * 3600),
             dissemination: DisseminationConfig::default(),
+            state: StateConfig::default(),
         }
     }
 
@@ -206,6 +210,11 @@ impl Config {
             ("gossip_interval", self.gossip_interval),
             ("reap_interval", self.reap_interval),
             ("reconnect_interval", self.reconnect_interval),
+            (
+                "state.anti_entropy_interval",
+                self.state.anti_entropy_interval,
+            ),
+            ("state.summary_interval", self.state.summary_interval),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));

@@ -17,6 +17,14 @@ pub enum Event {
     },
     /// A user event, delivered once per node (the origin included).
     UserEvent(crate::dissemination::rumor::UserEvent),
+    /// A key's state changed here, by a local write or one merged from
+    /// another node; read it with [`crate::Node::get`] (and persist it).
+    KeyChanged {
+        /// The key.
+        key: crate::state::store::Key,
+        /// Whether the change was a write made on this node.
+        local: bool,
+    },
     /// This node's name was announced from another address at a newer
     /// incarnation. Either an earlier run of this node at another address
     /// (harmless: the cluster now learns the new address) or a second node

@@ -23,11 +23,15 @@ use crate::config::{Config, ConfigError, MAX_DATAGRAM};
 use crate::context::{Context, Outgoing};
 use crate::dissemination::bandwidth::TokenBucket;
 use crate::dissemination::exchange::Dissemination;
+use crate::dissemination::rumor::{Priority, RumorBody};
 use crate::event::{Command, Event};
 use crate::membership::Membership;
 use crate::membership::member::{Incarnation, Member, MemberState, NodeName, Tags, boxed_tags};
 use crate::membership::table::MemberTable;
+use crate::state::{Entry, KvError, KvStore, Merged, Op, ReplicaId, Timestamp, Written};
 use crate::stats::Stats;
+use crate::sync::anti_entropy::{AntiEntropy, entries_frames};
+use crate::sync::{Convergence, StateSummary};
 use crate::time::Instant;
 use crate::timer::{Timer, Timers};
 use crate::transmit::{Channel, Transmit};
@@ -99,6 +103,9 @@ pub enum NodeError {
         /// The limit.
         max: usize,
     },
+    /// A key-value write was refused.
+    #[error(transparent)]
+    Kv(#[from] KvError),
     /// The node's own tags exceed `max_tags_bytes`.
     #[error(
         "tags take {size} bytes, more than max_tags_bytes ({max}); remove some or shorten them"
@@ -118,6 +125,10 @@ pub struct Node {
     cx: Context,
     membership: Membership,
     dissemination: Dissemination,
+    kv: KvStore,
+    anti_entropy: AntiEntropy,
+    /// Wall-clock milliseconds at `Instant::ZERO`.
+    wall_offset_ms: u64,
     transmits: VecDeque<Transmit>,
 }
 
@@ -173,6 +184,17 @@ impl Node {
             let at = jitter(&mut cx, period);
             cx.set_timer(at, timer);
         }
+        for (period, timer) in [
+            (config.state.summary_interval, Timer::StateSummary),
+            (config.state.anti_entropy_interval, Timer::AntiEntropy),
+        ] {
+            let at = jitter(&mut cx, period);
+            cx.set_timer(at, timer);
+        }
+        // A store that starts empty is a new replica: it must never reuse a
+        // dot an earlier life of this node made.
+        let replica = ReplicaId(local.name.stable_hash() ^ cx.rng.random::<u64>());
+        let kv = KvStore::new(replica, config.state.clone());
         if !config.push_pull_interval.is_zero() {
             let at = config.push_pull_interval + jitter(&mut cx, config.push_pull_interval);
             cx.set_timer(at, Timer::PushPull);
@@ -189,6 +211,9 @@ impl Node {
             cx,
             membership,
             dissemination,
+            kv,
+            anti_entropy: AntiEntropy::default(),
+            wall_offset_ms: 0,
             transmits: VecDeque::new(),
         })
     }
@@ -299,9 +324,18 @@ impl Node {
             Message::Dead(d) => m.apply_dead(cx, d.incarnation, &d.node, true),
             Message::Left(l) => m.apply_left(cx, l.incarnation, &l.node, true),
             Message::PushPull(p) => m.handle_push_pull(cx, from, p),
-            Message::Rumor(e) => self.dissemination.handle_rumor(cx, e),
+            Message::Rumor(r) => {
+                if let Some((key, entry)) = self.dissemination.handle_rumor(cx, r) {
+                    self.merge_entry(&key, &entry);
+                }
+            }
             Message::RumorDigest(d) => self.dissemination.handle_digest(cx, from, d),
             Message::RumorFeedback(f) => self.dissemination.handle_feedback(cx, f),
+            Message::StateSummary(s) => {
+                self.anti_entropy
+                    .handle_summary(s, self.membership.table(), cx.now)
+            }
+            Message::SyncEntries(e) => self.handle_sync_entries(from, e),
         }
     }
 
@@ -322,6 +356,8 @@ impl Node {
                 Timer::Reap => m.on_reap_timer(cx),
                 Timer::Reconnect => m.on_reconnect_timer(cx),
                 Timer::Rumor => self.on_rumor_timer(),
+                Timer::StateSummary => self.on_summary_timer(),
+                Timer::AntiEntropy => self.on_anti_entropy_timer(),
             }
         }
         self.flush();
@@ -400,7 +436,10 @@ impl Node {
     }
 
     fn gossip_round(&mut self) {
-        if self.membership.queued_broadcasts() == 0 && !self.dissemination.has_queued() {
+        if self.membership.queued_broadcasts() == 0
+            && !self.dissemination.has_queued()
+            && !self.anti_entropy.has_queued()
+        {
             return;
         }
         let (now, local) = (self.cx.now, self.membership.local);
@@ -446,6 +485,8 @@ impl Node {
                     }
                     if piggyback {
                         self.membership.fill_packet(&mut packet, to);
+                        let limit = self.membership.retransmit_limit();
+                        self.anti_entropy.fill_packet(&mut packet, limit);
                         // User events ride along only while the budget has
                         // room for a full packet; membership always goes.
                         if self.cx.budget_allows(self.config.packet_budget) {
@@ -472,6 +513,9 @@ impl Node {
                             self.config.max_stream_frame,
                         ) {
                             self.cx.stats.messages_sent += 1;
+                            if matches!(msg, Message::SyncEntries(_)) {
+                                self.cx.stats.anti_entropy_bytes_sent += bytes.len() as u64;
+                            }
                             if !charged {
                                 self.cx.charge(bytes.len());
                             }
@@ -546,6 +590,178 @@ impl Node {
     /// The user-event dissemination state.
     pub fn dissemination(&self) -> &Dissemination {
         &self.dissemination
+    }
+
+    /// Tell the node the wall-clock time (milliseconds since the Unix
+    /// epoch) at `now`; the hybrid logical clock follows it. Until called,
+    /// wall-clock time is `now` since the caller's epoch.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.wall_offset_ms = unix_ms.saturating_sub(now.as_nanos() / 1_000_000);
+    }
+
+    fn wall_ms(&self) -> u64 {
+        self.wall_offset_ms
+            .saturating_add(self.cx.now.as_nanos() / 1_000_000)
+    }
+
+    /// Write to the replicated key-value store. The write is applied here
+    /// at once (it is acknowledged when this returns `Ok`) and spreads to
+    /// every node by rumor and anti-entropy. Fails, changing nothing, on an
+    /// invalid key, a value over the limits, an operation that does not fit
+    /// the key's kind, or a full store.
+    pub fn write(&mut self, now: Instant, key: &str, op: Op) -> Result<Written, NodeError> {
+        self.cx.now = now;
+        let written = self.kv.write(key, op, self.wall_ms())?;
+        self.cx.stats.kv_writes += 1;
+        self.dissemination.originate(
+            &mut self.cx,
+            RumorBody::Write {
+                key: written.key.clone(),
+                entry: written.entry.clone(),
+            },
+            Priority::Normal,
+        );
+        self.cx.emit(Event::KeyChanged {
+            key: written.key.clone(),
+            local: true,
+        });
+        self.flush();
+        Ok(written)
+    }
+
+    /// The state of `key` (a tombstone if deleted and not yet collected).
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.kv.get(key)
+    }
+
+    /// The key-value store.
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// How far the cluster is from agreement, as this node sees it.
+    pub fn convergence(&self) -> Convergence {
+        let local = &self.membership.local().name;
+        let root = self.kv.root();
+        let mut members = 1;
+        let mut agreeing = 1;
+        let mut differing: Vec<StateSummary> = Vec::new();
+        let mut unknown = Vec::new();
+        for (_, m) in self.membership.table().iter() {
+            if !m.state.is_active() || m.name == *local {
+                continue;
+            }
+            members += 1;
+            match self.anti_entropy.summaries.get(&m.name) {
+                Some(s) if s.root == root => agreeing += 1,
+                Some(s) => differing.push(s.clone()),
+                None => unknown.push(m.name.clone()),
+            }
+        }
+        differing.sort_by(|a, b| a.node.cmp(&b.node));
+        unknown.sort();
+        Convergence {
+            root,
+            keys: self.kv.len() as u64,
+            members,
+            agreeing,
+            fraction: agreeing as f64 / members as f64,
+            differing,
+            unknown,
+            latency: self.anti_entropy.summaries.latency.clone(),
+        }
+    }
+
+    /// Merge a key state received from another node.
+    fn merge_entry(&mut self, key: &str, entry: &Entry) {
+        let wall = self.wall_ms();
+        match self.kv.merge(key, entry, wall) {
+            Merged::Changed { age_ms } => {
+                self.cx.stats.kv_merged += 1;
+                self.anti_entropy.summaries.latency.record(age_ms);
+                self.cx.emit(Event::KeyChanged {
+                    key: key.into(),
+                    local: false,
+                });
+            }
+            Merged::Unchanged => {}
+            Merged::Refused(_) => self.cx.stats.kv_refused += 1,
+        }
+    }
+
+    /// Summary timer: announce this node's summary if it changed, and
+    /// collect tombstones that are old enough or known to be everywhere.
+    fn on_summary_timer(&mut self) {
+        let interval = self.config.state.summary_interval;
+        self.cx.set_timer(interval, Timer::StateSummary);
+        let wall = self.wall_ms();
+        let safe = self.everyone_agrees_since();
+        let collected = self.kv.collect_tombstones(wall, safe);
+        self.cx.stats.tombstones_collected += collected as u64;
+        let issued = self.kv.tick(wall);
+        let name = self.membership.local().name.clone();
+        self.anti_entropy
+            .announce(&name, &self.kv, self.cx.now, issued, interval);
+        self.anti_entropy.prune(self.membership.table());
+    }
+
+    /// When every member (dead ones included, until reaped) last announced
+    /// this node's root, the earliest of those announcements: everything
+    /// written before it is held everywhere.
+    fn everyone_agrees_since(&self) -> Option<Timestamp> {
+        let root = self.kv.root();
+        let local = &self.membership.local().name;
+        let mut since: Option<Timestamp> = None;
+        for (_, m) in self.membership.table().iter() {
+            if m.name == *local {
+                continue;
+            }
+            let s = self.anti_entropy.summaries.get(&m.name)?;
+            if s.root != root {
+                return None;
+            }
+            since = Some(since.map_or(s.issued, |t| t.min(s.issued)));
+        }
+        since
+    }
+
+    /// Anti-entropy timer: reconcile with one peer whose state differs.
+    fn on_anti_entropy_timer(&mut self) {
+        self.cx
+            .set_timer(self.config.state.anti_entropy_interval, Timer::AntiEntropy);
+        let local = self.membership.local().name.clone();
+        let root = self.kv.root();
+        let Some(peer) =
+            self.anti_entropy
+                .choose_peer(&mut self.cx.rng, self.membership.table(), &local, root)
+        else {
+            return;
+        };
+        self.cx.stats.anti_entropy_started += 1;
+        self.start_sync(peer);
+    }
+
+    /// Start a Merkle descent with `peer`.
+    fn start_sync(&mut self, peer: SocketAddr) {
+        let _ = peer;
+    }
+
+    /// Entries arrived at the end of a descent: merge them, and answer
+    /// with the entries the peer wants.
+    fn handle_sync_entries(&mut self, from: SocketAddr, e: wire::SyncEntries) {
+        for (key, entry) in &e.entries {
+            self.merge_entry(key, entry);
+        }
+        if !e.want.is_empty() {
+            for frame in entries_frames(&self.kv, &e.want, Vec::new()) {
+                self.cx.send(
+                    from,
+                    Channel::Stream,
+                    vec![Message::SyncEntries(frame)],
+                    false,
+                );
+            }
+        }
     }
 
     /// Number of membership updates waiting to be gossiped.

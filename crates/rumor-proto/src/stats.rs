@@ -35,6 +35,21 @@ pub struct Stats {
     pub rumor_wait_ms_total: u64,
     /// Longest single wait of a user event for bandwidth, in milliseconds.
     pub rumor_wait_ms_max: u64,
+    /// Key writes made here.
+    pub kv_writes: u64,
+    /// Received key states that changed the local store.
+    pub kv_merged: u64,
+    /// Received key states refused (invalid, store full, or a key whose
+    /// tombstone was collected).
+    pub kv_refused: u64,
+    /// Tombstones collected.
+    pub tombstones_collected: u64,
+    /// Bytes of key-write rumors sent (message bytes, without headers).
+    pub write_rumor_bytes_sent: u64,
+    /// Anti-entropy exchanges started by this node.
+    pub anti_entropy_started: u64,
+    /// Bytes of anti-entropy frames sent (descent and entries).
+    pub anti_entropy_bytes_sent: u64,
     /// Received packets and messages dropped, by reason.
     pub dropped: DropCounts,
 }

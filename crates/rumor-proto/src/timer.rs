@@ -35,6 +35,10 @@ pub enum Timer {
     Reconnect,
     /// Next round of user-event dissemination.
     Rumor,
+    /// Announce this node's store summary if it changed; collect tombstones.
+    StateSummary,
+    /// Next anti-entropy exchange of the key-value store.
+    AntiEntropy,
 }
 
 /// A min-heap of deadlines.

@@ -21,7 +21,7 @@ use rand::RngExt;
 
 use super::config::{DisseminationConfig, Mode, Termination};
 use super::queue::{Offer, TransmitQueue};
-use super::rumor::{Priority, RumorId, UserEvent};
+use super::rumor::{Priority, Rumor, RumorBody, RumorId};
 use super::store::RumorStore;
 use crate::context::Context;
 use crate::event::Event;
@@ -120,46 +120,70 @@ impl Dissemination {
         payload: Vec<u8>,
         priority: Priority,
     ) -> RumorId {
+        self.originate(cx, RumorBody::Event { name, payload }, priority)
+    }
+
+    /// Start spreading a rumor made here (an event, or a key write already
+    /// applied to the local store).
+    pub(crate) fn originate(
+        &mut self,
+        cx: &mut Context,
+        body: RumorBody,
+        priority: Priority,
+    ) -> RumorId {
         self.clock += 1;
         self.next_seq = self.next_seq.wrapping_add(1);
         let id = RumorId {
             origin: self.origin.stable_hash(),
             seq: self.next_seq,
         };
-        let event = UserEvent {
+        let rumor = Rumor {
             id,
             origin: self.origin.clone(),
             ltime: self.clock,
-            name,
-            payload,
             priority,
             hops: 0,
+            body,
         };
-        self.accept(cx, event);
+        self.accept(cx, rumor);
         id
     }
 
-    /// Hold, queue and deliver an event new to this node.
-    fn accept(&mut self, cx: &mut Context, event: UserEvent) {
-        let id = event.id;
-        self.clock = self.clock.max(event.ltime);
-        if self.store.insert(event.clone(), cx.now) {
-            if self.transmit_limited() {
-                self.queue.push(id);
-            }
+    /// Hold, queue and deliver a rumor new to this node; true if it was new.
+    fn accept(&mut self, cx: &mut Context, rumor: Rumor) -> bool {
+        let id = rumor.id;
+        self.clock = self.clock.max(rumor.ltime);
+        let event = rumor.user_event();
+        if !self.store.insert(rumor, cx.now) {
+            return false;
+        }
+        if self.transmit_limited() {
+            self.queue.push(id);
+        }
+        if let Some(event) = event {
             cx.emit(Event::UserEvent(event));
         }
+        true
     }
 
-    /// A rumor arrived in a packet from another node.
-    pub(crate) fn handle_rumor(&mut self, cx: &mut Context, event: UserEvent) {
-        if self.store.contains(&event.id) {
+    /// A rumor arrived in a packet from another node. Returns the key write
+    /// it carries, if it is new here, for the caller to merge.
+    pub(crate) fn handle_rumor(
+        &mut self,
+        cx: &mut Context,
+        rumor: Rumor,
+    ) -> Option<(crate::state::store::Key, crate::state::Entry)> {
+        if self.store.contains(&rumor.id) {
             cx.stats.rumors_duplicate += 1;
-            self.known_in_packet.push(event.id);
-            return;
+            self.known_in_packet.push(rumor.id);
+            return None;
         }
         cx.stats.rumors_new += 1;
-        self.accept(cx, event);
+        let write = match &rumor.body {
+            RumorBody::Write { key, entry } => Some((key.clone(), entry.clone())),
+            RumorBody::Event { .. } => None,
+        };
+        if self.accept(cx, rumor) { write } else { None }
     }
 
     /// The packet from `from` has been handled: send feedback on its
@@ -376,9 +400,9 @@ impl Dissemination {
             let Some(held) = self.store.get(&id) else {
                 continue;
             };
-            let mut event = held.event.clone();
-            event.hops = event.hops.saturating_add(1);
-            let msg = Message::Rumor(event);
+            let mut rumor = held.rumor.clone();
+            rumor.hops = rumor.hops.saturating_add(1);
+            let msg = Message::Rumor(rumor);
             let len = self.encoded_len(&msg) + 3;
             let stream = len > room;
             let pending = if stream || used + len > room { 0 } else { used };
@@ -444,10 +468,10 @@ impl Dissemination {
             let Some(held) = store.get(&id) else {
                 return Offer::Stale;
             };
-            let mut event = held.event.clone();
-            event.hops = event.hops.saturating_add(1);
+            let mut rumor = held.rumor.clone();
+            rumor.hops = rumor.hops.saturating_add(1);
             scratch.clear();
-            if encode_message(&Message::Rumor(event), scratch).is_err() {
+            if encode_message(&Message::Rumor(rumor), scratch).is_err() {
                 return Offer::Stale;
             }
             if packet.push_encoded(scratch) {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::membership::member::NodeName;
+use crate::state::{Entry, store::Key};
 
 /// Identity of a rumor: a hash of its origin's name and the origin's own
 /// sequence number. Compact, so that digests of many rumors fit a packet.
@@ -61,4 +62,59 @@ pub struct UserEvent {
     pub priority: Priority,
     /// Gossip hops from the origin to the node holding this copy.
     pub hops: u16,
+}
+
+/// What a rumor carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RumorBody {
+    /// A user event, delivered to the application on every node.
+    Event {
+        /// Application-chosen event name.
+        name: String,
+        /// Application payload.
+        payload: Vec<u8>,
+    },
+    /// A key's state after a write at the origin, merged into every
+    /// node's store.
+    Write {
+        /// The key.
+        key: Key,
+        /// Its state after the write.
+        entry: Entry,
+    },
+}
+
+/// Something spread by rumor mongering: a user event or a key write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rumor {
+    /// Its identity (deduplication key).
+    pub id: RumorId,
+    /// The node that started it.
+    pub origin: NodeName,
+    /// Lamport time at the origin.
+    pub ltime: u64,
+    /// Its priority.
+    pub priority: Priority,
+    /// Gossip hops from the origin to the node holding this copy.
+    pub hops: u16,
+    /// What it carries.
+    pub body: RumorBody,
+}
+
+impl Rumor {
+    /// The user event it carries, as delivered to the application.
+    pub fn user_event(&self) -> Option<UserEvent> {
+        match &self.body {
+            RumorBody::Event { name, payload } => Some(UserEvent {
+                id: self.id,
+                origin: self.origin.clone(),
+                ltime: self.ltime,
+                name: name.clone(),
+                payload: payload.clone(),
+                priority: self.priority,
+                hops: self.hops,
+            }),
+            RumorBody::Write { .. } => None,
+        }
+    }
 }

@@ -3,15 +3,15 @@
 
 use std::collections::VecDeque;
 
-use super::rumor::{RumorId, UserEvent};
+use super::rumor::{Rumor, RumorId};
 use crate::fast_map::FastMap;
 use crate::time::Instant;
 
 /// A rumor held by this node.
 #[derive(Clone, Debug)]
 pub struct Held {
-    /// The event.
-    pub event: UserEvent,
+    /// The rumor.
+    pub rumor: Rumor,
     /// Still being spread.
     pub hot: bool,
     /// Contacts counted towards the termination rule.
@@ -66,8 +66,8 @@ impl RumorStore {
     }
 
     /// Hold a new rumor as hot; false if it was already held.
-    pub fn insert(&mut self, event: UserEvent, now: Instant) -> bool {
-        let id = event.id;
+    pub fn insert(&mut self, rumor: Rumor, now: Instant) -> bool {
+        let id = rumor.id;
         if self.held.contains_key(&id) {
             return false;
         }
@@ -80,7 +80,7 @@ impl RumorStore {
         self.held.insert(
             id,
             Held {
-                event,
+                rumor,
                 hot: true,
                 count: 0,
                 arrived: now,
@@ -152,7 +152,7 @@ impl RumorStore {
         ids.sort_by_key(|id| {
             let h = &self.held[id];
             (
-                core::cmp::Reverse(h.event.priority),
+                core::cmp::Reverse(h.rumor.priority),
                 core::cmp::Reverse(h.arrived),
                 *id,
             )

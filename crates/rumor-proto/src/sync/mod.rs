@@ -4,3 +4,7 @@
 pub mod merkle;
 
 pub use merkle::MerkleIndex;
+pub mod anti_entropy;
+pub mod convergence;
+
+pub use convergence::{Convergence, LatencyHistogram, StateSummary, Summaries};

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dissemination::rumor::{RumorId, UserEvent};
+use crate::dissemination::rumor::{Rumor, RumorId};
 use crate::membership::member::{Incarnation, MemberState, NodeName, Tags};
 use crate::membership::table::MembershipDigest;
+use crate::state::{Entry, store::Key};
+use crate::sync::StateSummary;
 
 /// One protocol message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,13 +32,18 @@ pub enum Message {
     Left(Left),
     /// Full-state exchange, on join and periodically (stream channel).
     PushPull(PushPull),
-    /// A user event being spread.
-    Rumor(UserEvent),
+    /// A user event or key write being spread.
+    Rumor(Rumor),
     /// The rumors the sender holds; with `pull`, a request for the ones
     /// the receiver is spreading and the sender lacks.
     RumorDigest(RumorDigest),
     /// Rumors the sender of a push already knew (feedback termination).
     RumorFeedback(RumorFeedback),
+    /// A node's store summary, for convergence monitoring.
+    StateSummary(StateSummary),
+    /// Anti-entropy: entries the peer lacks or holds differently, and the
+    /// key hashes the sender wants in return (stream channel).
+    SyncEntries(SyncEntries),
 }
 
 impl Message {
@@ -55,6 +62,8 @@ impl Message {
             Message::Rumor(_) => "rumor",
             Message::RumorDigest(_) => "rumor-digest",
             Message::RumorFeedback(_) => "rumor-feedback",
+            Message::StateSummary(_) => "state-summary",
+            Message::SyncEntries(_) => "sync-entries",
         }
     }
 }
@@ -190,4 +199,13 @@ pub struct RumorDigest {
 pub struct RumorFeedback {
     /// Rumors in the push that the sender of this feedback already had.
     pub known: Vec<RumorId>,
+}
+
+/// Entries exchanged at the end of an anti-entropy descent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncEntries {
+    /// Keys and their state as the sender holds them.
+    pub entries: Vec<(Key, Entry)>,
+    /// Hashes of keys whose state the sender wants.
+    pub want: Vec<u64>,
 }

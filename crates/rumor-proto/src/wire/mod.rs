@@ -13,7 +13,9 @@ pub use frame::{Decoded, PROTOCOL_VERSION, PacketBuilder};
 pub use message::*;
 
 use crate::config::Config;
+use crate::dissemination::rumor::RumorBody;
 use crate::membership::member::{NodeName, Tags};
+use crate::state::Entry;
 
 /// Size of tags as counted against `Config::max_tags_bytes`: the bytes of
 /// every key and value, plus two per entry.
@@ -36,6 +38,9 @@ fn check_tags(tags: &Tags, max: usize) -> Result<(), DecodeError> {
         Err(DecodeError::Invalid("tags too large"))
     }
 }
+
+/// Most key hashes one [`SyncEntries`] may ask for.
+pub const MAX_SYNC_WANT: usize = 65_536;
 
 /// Longest user-event name, in bytes.
 pub const MAX_EVENT_NAME: usize = 128;
@@ -69,16 +74,51 @@ pub fn validate(msg: &Message, config: &Config) -> Result<(), DecodeError> {
                 check_tags(&m.tags, max_tags_bytes)
             })
         }
-        Message::Rumor(e) => {
-            check_name(&e.origin)?;
-            if e.name.len() > MAX_EVENT_NAME {
-                return Err(DecodeError::Invalid("event name too long"));
+        Message::Rumor(r) => {
+            check_name(&r.origin)?;
+            match &r.body {
+                RumorBody::Event { name, payload } => {
+                    if name.len() > MAX_EVENT_NAME {
+                        return Err(DecodeError::Invalid("event name too long"));
+                    }
+                    if payload.len() > config.dissemination.max_payload {
+                        return Err(DecodeError::Invalid("event payload too large"));
+                    }
+                    Ok(())
+                }
+                RumorBody::Write { key, entry } => check_key_entry(key, entry, config),
             }
-            if e.payload.len() > config.dissemination.max_payload {
-                return Err(DecodeError::Invalid("event payload too large"));
-            }
-            Ok(())
         }
         Message::RumorDigest(_) | Message::RumorFeedback(_) => Ok(()),
+        Message::StateSummary(s) => check_name(&s.node),
+        Message::SyncEntries(e) => {
+            if e.want.len() > MAX_SYNC_WANT {
+                return Err(DecodeError::Invalid("too many wanted keys"));
+            }
+            e.entries
+                .iter()
+                .try_for_each(|(k, entry)| check_key_entry(k, entry, config))
+        }
     }
+}
+
+/// A key and its state as received: a valid key, an entry that keeps its
+/// invariants, and values within the store's limits.
+pub fn check_key_entry(key: &str, entry: &Entry, config: &Config) -> Result<(), DecodeError> {
+    let limits = &config.state;
+    if crate::state::store::check_key(key, limits.max_key_bytes).is_err() {
+        return Err(DecodeError::Invalid("bad key"));
+    }
+    if entry.len() > limits.max_dots_per_key
+        || entry
+            .dots
+            .iter()
+            .any(|d| d.payload.data_len() > limits.max_value_bytes)
+    {
+        return Err(DecodeError::Invalid("entry over the store's limits"));
+    }
+    if !entry.is_valid() {
+        return Err(DecodeError::Invalid("entry breaks its causal invariants"));
+    }
+    Ok(())
 }

@@ -1,0 +1,191 @@
+//! The node's side of anti-entropy and convergence monitoring: announcing
+//! its store summary, choosing whom to reconcile with, and the entry
+//! exchange that ends a descent.
+
+use std::net::SocketAddr;
+
+use rand::seq::IndexedRandom;
+
+use super::convergence::{StateSummary, Summaries};
+use crate::dissemination::queue::{Offer, TransmitQueue};
+use crate::fast_map::FastMap;
+use crate::membership::member::NodeName;
+use crate::membership::table::MemberTable;
+use crate::state::store::Key;
+use crate::state::{Entry, KvStore};
+use crate::time::Instant;
+use crate::wire::frame::encode_message;
+use crate::wire::{Message, PacketBuilder, SyncEntries};
+
+/// Re-announce an unchanged summary this many summary intervals apart, so
+/// that members who joined since hear it.
+const REANNOUNCE_INTERVALS: u32 = 30;
+
+/// Bytes of entries per [`SyncEntries`] frame (several frames when more).
+pub const ENTRIES_FRAME_BYTES: usize = 256 * 1024;
+
+/// Anti-entropy and convergence state of a node.
+#[derive(Debug, Default)]
+pub struct AntiEntropy {
+    /// Summaries heard from other nodes, and the latency record.
+    pub summaries: Summaries,
+    queue: TransmitQueue<u64>,
+    scratch: Vec<u8>,
+    /// Rounds since the last exchange with a peer whose root was not known
+    /// to differ.
+    quiet_rounds: u32,
+}
+
+impl AntiEntropy {
+    /// Announce this node's summary if its root changed since the last
+    /// announcement, or if it has been quiet for a long time.
+    pub(crate) fn announce(
+        &mut self,
+        node: &NodeName,
+        kv: &KvStore,
+        now: Instant,
+        issued: crate::state::Timestamp,
+        interval: core::time::Duration,
+    ) {
+        let root = kv.root();
+        let due = match self.summaries.announced {
+            None => true,
+            Some((r, at)) => r != root || now - at >= interval * REANNOUNCE_INTERVALS,
+        };
+        if !due {
+            return;
+        }
+        self.summaries.announced = Some((root, now));
+        let s = StateSummary {
+            node: node.clone(),
+            root,
+            keys: kv.len() as u64,
+            last_change: kv.last_change(),
+            issued,
+        };
+        let hash = node.stable_hash();
+        self.summaries.insert(s, now);
+        self.queue.push(hash);
+    }
+
+    /// A summary arrived: keep and relay it if it is news about a member.
+    pub(crate) fn handle_summary(&mut self, s: StateSummary, table: &MemberTable, now: Instant) {
+        if table.by_name(&s.node).is_none() {
+            return;
+        }
+        let hash = s.node.stable_hash();
+        if self.summaries.insert(s, now) {
+            self.queue.push(hash);
+        }
+    }
+
+    /// Forget summaries of nodes that left the member table.
+    pub(crate) fn prune(&mut self, table: &MemberTable) {
+        if self.summaries.len() > table.len() {
+            let gone: Vec<NodeName> = self
+                .summaries
+                .nodes()
+                .filter(|n| table.by_name(n).is_none())
+                .cloned()
+                .collect();
+            for n in gone {
+                self.summaries.remove(&n);
+            }
+        }
+    }
+
+    /// Fill the rest of `packet` with queued summaries.
+    pub(crate) fn fill_packet(&mut self, packet: &mut PacketBuilder, limit: u32) {
+        let AntiEntropy {
+            queue,
+            summaries,
+            scratch,
+            ..
+        } = self;
+        queue.fill(limit, |hash| {
+            let Some(s) = summaries.by_hash(hash) else {
+                return Offer::Stale;
+            };
+            scratch.clear();
+            if encode_message(&Message::StateSummary(s.clone()), scratch).is_err() {
+                return Offer::Stale;
+            }
+            if packet.push_encoded(scratch) {
+                Offer::Taken
+            } else {
+                Offer::Skipped
+            }
+        });
+    }
+
+    /// Whether summaries wait to be gossiped.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// The peer to reconcile with: a random live member whose last summary
+    /// differs from `root` (or is unknown); when every member agrees, a
+    /// random live member every tenth round anyway, so that a summary lost
+    /// or stale cannot hide a difference for long.
+    pub(crate) fn choose_peer(
+        &mut self,
+        rng: &mut impl rand::Rng,
+        table: &MemberTable,
+        local: &NodeName,
+        root: u64,
+    ) -> Option<SocketAddr> {
+        let live = || {
+            table
+                .iter()
+                .map(|(_, m)| m)
+                .filter(|m| m.state.is_active() && m.name != *local)
+        };
+        let differing: Vec<SocketAddr> = live()
+            .filter(|m| self.summaries.get(&m.name).is_none_or(|s| s.root != root))
+            .map(|m| m.addr)
+            .collect();
+        if let Some(&peer) = differing.choose(rng) {
+            self.quiet_rounds = 0;
+            return Some(peer);
+        }
+        self.quiet_rounds += 1;
+        if self.quiet_rounds < 10 {
+            return None;
+        }
+        self.quiet_rounds = 0;
+        let all: Vec<SocketAddr> = live().map(|m| m.addr).collect();
+        all.choose(rng).copied()
+    }
+}
+
+/// The entries of `kv` whose key hashes are in `hashes`, packed into
+/// frames of about [`ENTRIES_FRAME_BYTES`], the first carrying `want`.
+pub(crate) fn entries_frames(kv: &KvStore, hashes: &[u64], want: Vec<u64>) -> Vec<SyncEntries> {
+    let mut frames = vec![SyncEntries {
+        entries: Vec::new(),
+        want,
+    }];
+    let mut size = 0;
+    let mut seen: FastMap<u64, ()> = FastMap::default();
+    for &h in hashes {
+        if seen.insert(h, ()).is_some() {
+            continue;
+        }
+        for (k, e) in kv.by_hash(h) {
+            let len = k.len() + e.data_len() + 16 * (e.context.len() + e.len()) + 16;
+            if size + len > ENTRIES_FRAME_BYTES && size > 0 {
+                frames.push(SyncEntries {
+                    entries: Vec::new(),
+                    want: Vec::new(),
+                });
+                size = 0;
+            }
+            if let Some(f) = frames.last_mut() {
+                f.entries.push((Key::clone(k), Entry::clone(e)));
+            }
+            size += len;
+        }
+    }
+    frames.retain(|f| !f.entries.is_empty() || !f.want.is_empty());
+    frames
+}
