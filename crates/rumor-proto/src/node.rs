@@ -28,10 +28,12 @@ use crate::event::{Command, Event};
 use crate::membership::Membership;
 use crate::membership::member::{Incarnation, Member, MemberState, NodeName, Tags, boxed_tags};
 use crate::membership::table::MemberTable;
-use crate::state::{Entry, KvError, KvStore, Merged, Op, ReplicaId, Timestamp, Written};
+use crate::state::{
+    Entry, KvError, KvStore, Merged, Op, ReplicaId, StoreSnapshot, Timestamp, Written,
+};
 use crate::stats::Stats;
 use crate::sync::anti_entropy::{AntiEntropy, entries_frames};
-use crate::sync::{Convergence, StateSummary};
+use crate::sync::{Convergence, StateSummary, descent};
 use crate::time::Instant;
 use crate::timer::{Timer, Timers};
 use crate::transmit::{Channel, Transmit};
@@ -74,7 +76,14 @@ pub struct Snapshot {
     pub members: Vec<SocketAddr>,
     /// The seeds it was given.
     pub seeds: Vec<SocketAddr>,
+    /// Its key-value store.
+    pub store: StoreSnapshot,
 }
+
+/// Tree-node groups per anti-entropy frame (about 90 bytes each).
+const SYNC_GROUPS_PER_FRAME: usize = 4096;
+/// Keys listed per anti-entropy frame (about 14 bytes each).
+const SYNC_KEYS_PER_FRAME: usize = 16_384;
 
 /// Rejoin through at most this many remembered members after a restart.
 const REJOIN_FANOUT: usize = 3;
@@ -230,6 +239,10 @@ impl Node {
         let mut identity = snapshot.identity;
         identity.incarnation = identity.incarnation.saturating_add(1);
         let mut node = Node::new(config, identity, seed, now)?;
+        if let Some(replica) = snapshot.store.replica {
+            let state = node.config.state.clone();
+            node.kv = KvStore::import(replica, state, snapshot.store);
+        }
         let mut known = snapshot.members;
         known.retain(|a| *a != node.membership.local().addr && !snapshot.seeds.contains(a));
         rand::seq::SliceRandom::shuffle(known.as_mut_slice(), &mut node.cx.rng);
@@ -259,6 +272,7 @@ impl Node {
                 .map(|(_, m)| m.addr)
                 .collect(),
             seeds: self.membership.seeds.clone(),
+            store: self.kv.export(),
         }
     }
 
@@ -335,6 +349,8 @@ impl Node {
                 self.anti_entropy
                     .handle_summary(s, self.membership.table(), cx.now)
             }
+            Message::SyncCompare(c) => self.handle_sync_compare(from, &c),
+            Message::SyncKeys(k) => self.handle_sync_keys(from, &k),
             Message::SyncEntries(e) => self.handle_sync_entries(from, e),
         }
     }
@@ -513,7 +529,12 @@ impl Node {
                             self.config.max_stream_frame,
                         ) {
                             self.cx.stats.messages_sent += 1;
-                            if matches!(msg, Message::SyncEntries(_)) {
+                            if matches!(
+                                msg,
+                                Message::SyncEntries(_)
+                                    | Message::SyncCompare(_)
+                                    | Message::SyncKeys(_)
+                            ) {
                                 self.cx.stats.anti_entropy_bytes_sent += bytes.len() as u64;
                             }
                             if !charged {
@@ -743,7 +764,69 @@ impl Node {
 
     /// Start a Merkle descent with `peer`.
     fn start_sync(&mut self, peer: SocketAddr) {
-        let _ = peer;
+        let salt = self.cx.rng.random::<u32>();
+        let msg = descent::start(self.kv.index(), salt);
+        self.cx.send(
+            peer,
+            Channel::Stream,
+            vec![Message::SyncCompare(msg)],
+            false,
+        );
+    }
+
+    /// Tree nodes to compare arrived: answer one level deeper, or with key
+    /// lists where the nodes are small.
+    fn handle_sync_compare(&mut self, from: SocketAddr, msg: &crate::sync::SyncCompare) {
+        let Ok(r) = descent::respond_compare(self.kv.index(), msg, SYNC_GROUPS_PER_FRAME) else {
+            self.cx.stats.dropped.invalid += 1;
+            return;
+        };
+        for c in r.compare {
+            self.cx
+                .send(from, Channel::Stream, vec![Message::SyncCompare(c)], false);
+        }
+        let mut batch: Vec<crate::sync::SyncKeys> = Vec::new();
+        let mut listed = 0;
+        for k in r.keys {
+            if listed + k.keys.len() > SYNC_KEYS_PER_FRAME && !batch.is_empty() {
+                let full = core::mem::take(&mut batch);
+                self.cx
+                    .send(from, Channel::Stream, vec![Message::SyncKeys(full)], false);
+                listed = 0;
+            }
+            listed += k.keys.len();
+            batch.push(k);
+        }
+        if !batch.is_empty() {
+            self.cx
+                .send(from, Channel::Stream, vec![Message::SyncKeys(batch)], false);
+        }
+    }
+
+    /// Key lists arrived: send the entries the peer lacks and ask for the
+    /// ones this node lacks.
+    fn handle_sync_keys(&mut self, from: SocketAddr, lists: &[crate::sync::SyncKeys]) {
+        let (mut send, mut want) = (Vec::new(), Vec::new());
+        for l in lists {
+            match descent::respond_keys(self.kv.index(), l) {
+                Ok(r) => {
+                    send.extend(r.send);
+                    want.extend(r.want);
+                }
+                Err(_) => {
+                    self.cx.stats.dropped.invalid += 1;
+                    return;
+                }
+            }
+        }
+        for frame in entries_frames(&self.kv, &send, want) {
+            self.cx.send(
+                from,
+                Channel::Stream,
+                vec![Message::SyncEntries(frame)],
+                false,
+            );
+        }
     }
 
     /// Entries arrived at the end of a descent: merge them, and answer

@@ -141,6 +141,20 @@ struct Stored {
     bytes: usize,
 }
 
+/// What a node keeps of its store across a restart (the runtime persists
+/// it; the simulator keeps it in memory).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreSnapshot {
+    /// The replica the entries belong to (`None`: a new one is made).
+    pub replica: Option<ReplicaId>,
+    /// Every entry, tombstones included.
+    pub entries: Vec<(Key, Entry)>,
+    /// The deletion time of the newest collected tombstone.
+    pub gc_horizon: Timestamp,
+    /// The hybrid logical clock's last timestamp.
+    pub clock: Timestamp,
+}
+
 /// One node's replica of the key-value store.
 #[derive(Debug)]
 pub struct KvStore {
@@ -191,6 +205,30 @@ impl KvStore {
             gc_horizon: Timestamp::ZERO,
             scratch: Vec::new(),
         }
+    }
+
+    /// Everything needed to bring this store back after a restart.
+    pub fn export(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            replica: Some(self.replica),
+            entries: self.iter().map(|(k, e)| (k.clone(), e.clone())).collect(),
+            gc_horizon: self.gc_horizon,
+            clock: self.hlc.last(),
+        }
+    }
+
+    /// A store holding `snapshot`'s entries, as replica `replica`. Entries
+    /// that break their invariants or the limits are skipped.
+    pub fn import(replica: ReplicaId, config: StateConfig, snapshot: StoreSnapshot) -> Self {
+        let mut kv = KvStore::new(replica, config);
+        kv.gc_horizon = snapshot.gc_horizon;
+        kv.hlc.observe(snapshot.clock, u64::MAX / 2);
+        for (key, entry) in snapshot.entries {
+            if check_key(&key, kv.config.max_key_bytes).is_ok() && entry.is_valid() {
+                let _ = kv.store(&key, entry, false);
+            }
+        }
+        kv
     }
 
     /// This store's replica id.

@@ -1,44 +1,235 @@
-//! Placeholder index (replaced by the Merkle tree).
+//! The Merkle tree over the key space, kept as an index of
+//! `(key hash, digest)` pairs.
+//!
+//! The tree is implicit: a node at depth `d` is a prefix of `d` nibbles
+//! (4 bits each) of the 64-bit key hash, so every node has 16 children and
+//! every replica builds the same shape. A node's hash is the wrapping sum of
+//! the mixed `(key hash, digest)` of every key under it, so a change updates
+//! it in O(1) and equal sets give equal hashes whatever the insertion order.
+//!
+//! The sums of the 4,096 nodes at depth 3 are kept in an array (32 KiB), so
+//! the top three levels cost nothing to read; deeper nodes are summed from
+//! the sorted key hashes on demand, which touches only the keys under them.
 
-/// Index of (key hash, digest) pairs.
-#[derive(Debug, Default, Clone)]
-pub struct MerkleIndex {
-    root: u64,
-    len: usize,
-}
+use std::collections::BTreeMap;
 
-fn mix(k: u64, d: u64) -> u64 {
-    let mut z = k ^ d.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+/// Nibbles of the key hash cached as an array of sums.
+pub const CACHED_DEPTH: u8 = 3;
+/// Bits per tree level.
+pub const LEVEL_BITS: u32 = 4;
+/// Deepest level: the whole key hash.
+pub const MAX_DEPTH: u8 = 16;
+
+/// Mix a key hash and its digest into the value summed up the tree
+/// (splitmix64's finaliser), so that sums of many keys rarely collide.
+pub fn entry_hash(key_hash: u64, digest: u64) -> u64 {
+    let mut z = key_hash ^ digest.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
+/// A node of the tree: the first `depth` nibbles of key hashes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Prefix {
+    /// Number of nibbles fixed (0 is the root).
+    pub depth: u8,
+    /// Their value, right-aligned.
+    pub bits: u64,
+}
+
+impl Prefix {
+    /// The root: every key.
+    pub const ROOT: Prefix = Prefix { depth: 0, bits: 0 };
+
+    /// Whether `depth` and `bits` make a prefix.
+    pub fn is_valid(self) -> bool {
+        self.depth <= MAX_DEPTH
+            && (self.depth == MAX_DEPTH || self.bits >> (u32::from(self.depth) * LEVEL_BITS) == 0)
+    }
+
+    /// Its `i`-th child (i < 16).
+    pub fn child(self, i: u8) -> Prefix {
+        Prefix {
+            depth: self.depth + 1,
+            bits: (self.bits << LEVEL_BITS) | u64::from(i & 0xf),
+        }
+    }
+
+    /// The range of key hashes under it.
+    pub fn range(self) -> core::ops::RangeInclusive<u64> {
+        if self.depth == 0 {
+            return 0..=u64::MAX;
+        }
+        let shift = 64 - u32::from(self.depth) * LEVEL_BITS;
+        let lo = self.bits.checked_shl(shift).unwrap_or(0);
+        let hi = lo | (u64::MAX.checked_shr(64 - shift).unwrap_or(0) * u64::from(shift > 0));
+        lo..=hi
+    }
+}
+
+/// The index: key hashes with the sum of their keys' digests.
+#[derive(Debug, Clone)]
+pub struct MerkleIndex {
+    keys: BTreeMap<u64, (u64, u32)>,
+    cached: Vec<u64>,
+    root: u64,
+}
+
+impl Default for MerkleIndex {
+    fn default() -> Self {
+        MerkleIndex {
+            keys: BTreeMap::new(),
+            cached: vec![0; 1 << (u32::from(CACHED_DEPTH) * LEVEL_BITS)],
+            root: 0,
+        }
+    }
+}
+
 impl MerkleIndex {
-    /// Empty.
+    /// An empty index.
     pub fn new() -> Self {
         Self::default()
     }
-    /// Add.
+
+    fn bucket(key_hash: u64) -> usize {
+        (key_hash >> (64 - u32::from(CACHED_DEPTH) * LEVEL_BITS)) as usize
+    }
+
+    /// Add a key's digest.
     pub fn add(&mut self, key_hash: u64, digest: u64) {
-        self.root = self.root.wrapping_add(mix(key_hash, digest));
-        self.len += 1;
+        let h = entry_hash(key_hash, digest);
+        let e = self.keys.entry(key_hash).or_insert((0, 0));
+        e.0 = e.0.wrapping_add(h);
+        e.1 += 1;
+        self.cached[Self::bucket(key_hash)] = self.cached[Self::bucket(key_hash)].wrapping_add(h);
+        self.root = self.root.wrapping_add(h);
     }
-    /// Sub.
+
+    /// Remove a key's digest (one added before).
     pub fn sub(&mut self, key_hash: u64, digest: u64) {
-        self.root = self.root.wrapping_sub(mix(key_hash, digest));
-        self.len -= 1;
+        let h = entry_hash(key_hash, digest);
+        if let Some(e) = self.keys.get_mut(&key_hash) {
+            e.0 = e.0.wrapping_sub(h);
+            e.1 = e.1.saturating_sub(1);
+            if e.1 == 0 {
+                self.keys.remove(&key_hash);
+            }
+        }
+        self.cached[Self::bucket(key_hash)] = self.cached[Self::bucket(key_hash)].wrapping_sub(h);
+        self.root = self.root.wrapping_sub(h);
     }
-    /// Root.
+
+    /// The root hash: equal roots, equal stores.
     pub fn root(&self) -> u64 {
         self.root
     }
-    /// Len.
+
+    /// Distinct key hashes held.
     pub fn len(&self) -> usize {
-        self.len
+        self.keys.len()
     }
-    /// Is empty.
+
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.keys.is_empty()
+    }
+
+    /// The hash of the tree node `p`.
+    pub fn hash(&self, p: Prefix) -> u64 {
+        if p.depth == 0 {
+            return self.root;
+        }
+        if p.depth <= CACHED_DEPTH {
+            let span = 1usize << ((u32::from(CACHED_DEPTH - p.depth)) * LEVEL_BITS);
+            let start = (p.bits as usize) * span;
+            return self.cached[start..start + span]
+                .iter()
+                .fold(0u64, |a, &b| a.wrapping_add(b));
+        }
+        self.keys
+            .range(p.range())
+            .fold(0u64, |a, (_, &(h, _))| a.wrapping_add(h))
+    }
+
+    /// The hashes of `p`'s 16 children, in order.
+    pub fn children(&self, p: Prefix) -> [u64; 16] {
+        let mut out = [0u64; 16];
+        if p.depth < CACHED_DEPTH {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = self.hash(p.child(i as u8));
+            }
+        } else if p.depth < MAX_DEPTH {
+            let shift = 64 - u32::from(p.depth + 1) * LEVEL_BITS;
+            for (k, &(h, _)) in self.keys.range(p.range()) {
+                let i = ((k >> shift) & 0xf) as usize;
+                out[i] = out[i].wrapping_add(h);
+            }
+        }
+        out
+    }
+
+    /// Number of keys under `p`, counting at most `cap`.
+    pub fn count_upto(&self, p: Prefix, cap: usize) -> usize {
+        if p.depth == 0 {
+            return self.keys.len().min(cap);
+        }
+        self.keys.range(p.range()).take(cap).count()
+    }
+
+    /// The key hashes under `p` with the sum of their entry hashes.
+    pub fn keys(&self, p: Prefix) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.keys.range(p.range()).map(|(&k, &(h, _))| (k, h))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_sums_of_the_keys_under_each_prefix_whatever_the_order() {
+        let keys: Vec<(u64, u64)> = (0..500u64).map(|i| (entry_hash(i, 7), i)).collect();
+        let mut a = MerkleIndex::new();
+        let mut b = MerkleIndex::new();
+        for &(k, d) in &keys {
+            a.add(k, d);
+        }
+        for &(k, d) in keys.iter().rev() {
+            b.add(k, d);
+        }
+        assert_eq!(a.root(), b.root());
+        for depth in 0..6u8 {
+            let bits = keys[3]
+                .0
+                .checked_shr(64 - u32::from(depth) * 4)
+                .unwrap_or(0);
+            let p = Prefix { depth, bits };
+            let brute = keys
+                .iter()
+                .filter(|(k, _)| p.range().contains(k))
+                .fold(0u64, |s, &(k, d)| s.wrapping_add(entry_hash(k, d)));
+            assert_eq!(a.hash(p), brute, "depth {depth}");
+            let kids = a.children(p).iter().fold(0u64, |s, &h| s.wrapping_add(h));
+            assert_eq!(kids, brute, "children of depth {depth}");
+        }
+        a.sub(keys[0].0, keys[0].1);
+        assert_ne!(a.root(), b.root());
+        a.add(keys[0].0, keys[0].1);
+        assert_eq!(a.root(), b.root());
+    }
+
+    #[test]
+    fn prefix_ranges_tile_the_key_space() {
+        let p = Prefix::ROOT.child(0xa).child(0x3);
+        assert_eq!(*p.range().start(), 0xa3u64 << 56);
+        assert_eq!(*p.range().end(), (0xa3u64 << 56) | ((1u64 << 56) - 1));
+        assert!(p.is_valid());
+        assert!(!Prefix { depth: 1, bits: 16 }.is_valid());
+        let full = Prefix {
+            depth: 16,
+            bits: 42,
+        };
+        assert_eq!(full.range(), 42..=42);
     }
 }

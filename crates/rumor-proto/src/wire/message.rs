@@ -9,7 +9,7 @@ use crate::dissemination::rumor::{Rumor, RumorId};
 use crate::membership::member::{Incarnation, MemberState, NodeName, Tags};
 use crate::membership::table::MembershipDigest;
 use crate::state::{Entry, store::Key};
-use crate::sync::StateSummary;
+use crate::sync::{StateSummary, SyncCompare, SyncKeys};
 
 /// One protocol message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,10 @@ pub enum Message {
     RumorFeedback(RumorFeedback),
     /// A node's store summary, for convergence monitoring.
     StateSummary(StateSummary),
+    /// Anti-entropy: Merkle tree nodes to compare (stream channel).
+    SyncCompare(SyncCompare),
+    /// Anti-entropy: the keys under small tree nodes (stream channel).
+    SyncKeys(Vec<SyncKeys>),
     /// Anti-entropy: entries the peer lacks or holds differently, and the
     /// key hashes the sender wants in return (stream channel).
     SyncEntries(SyncEntries),
@@ -63,6 +67,8 @@ impl Message {
             Message::RumorDigest(_) => "rumor-digest",
             Message::RumorFeedback(_) => "rumor-feedback",
             Message::StateSummary(_) => "state-summary",
+            Message::SyncCompare(_) => "sync-compare",
+            Message::SyncKeys(_) => "sync-keys",
             Message::SyncEntries(_) => "sync-entries",
         }
     }

@@ -91,6 +91,19 @@ pub fn validate(msg: &Message, config: &Config) -> Result<(), DecodeError> {
         }
         Message::RumorDigest(_) | Message::RumorFeedback(_) => Ok(()),
         Message::StateSummary(s) => check_name(&s.node),
+        Message::SyncCompare(c) => {
+            if c.groups.len() > crate::sync::descent::MAX_GROUPS {
+                return Err(DecodeError::Invalid("too many tree nodes"));
+            }
+            Ok(())
+        }
+        Message::SyncKeys(lists) => {
+            let keys: usize = lists.iter().map(|l| l.keys.len()).sum();
+            if keys > crate::sync::descent::MAX_KEYS {
+                return Err(DecodeError::Invalid("too many keys listed"));
+            }
+            Ok(())
+        }
         Message::SyncEntries(e) => {
             if e.want.len() > MAX_SYNC_WANT {
                 return Err(DecodeError::Invalid("too many wanted keys"));
