@@ -36,6 +36,71 @@ enum Scenario {
     /// another; writes `OUT/dissemination-table.md` and
     /// `OUT/plots/coverage-MODE-nN.svg`.
     BroadcastReport(BroadcastReportArgs),
+    /// A cluster holding a replicated key-value store takes random writes
+    /// (some concurrent on one key) under a partition, loss and crashes;
+    /// report convergence, lost writes, siblings and cost.
+    Kv(KvArgs),
+    /// Two replicas that differ in a few entries run one anti-entropy
+    /// exchange; report its bytes, overhead and round trips.
+    Sync(SyncArgs),
+}
+
+/// Flags of `rumor sim kv`.
+#[derive(Debug, Args)]
+struct KvArgs {
+    /// Cluster size.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Seed: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keys every node holds at the start.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Writes through random nodes between 5 s and `duration − 30 s`.
+    #[arg(long, default_value_t = 1000)]
+    writes: usize,
+    /// Fraction of nodes cut off from the rest (0: no partition).
+    #[arg(long, default_value_t = 0.0)]
+    partition: f64,
+    /// Partition start, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    partition_start: f64,
+    /// Partition end (heal), seconds.
+    #[arg(long, default_value_t = 90.0)]
+    partition_end: f64,
+    /// Datagram loss probability.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Nodes that crash at a third of the run and restart 20 s later.
+    #[arg(long, default_value_t = 0)]
+    crash: usize,
+    /// Length of the run in seconds (it continues until convergence).
+    #[arg(long, default_value_t = 120.0)]
+    duration: f64,
+    /// Protocol profile.
+    #[arg(long, default_value = "lan")]
+    profile: Profile,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `rumor sim sync`.
+#[derive(Debug, Args)]
+struct SyncArgs {
+    /// Entries each replica holds.
+    #[arg(long, default_value_t = 100_000)]
+    keys: usize,
+    /// Entries that differ.
+    #[arg(long, default_value_t = 100)]
+    diff: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Flags of `rumor sim broadcast-report`.
@@ -242,7 +307,48 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         Scenario::Membership(m) => membership(m),
         Scenario::Broadcast(b) => broadcast(b),
         Scenario::BroadcastReport(r) => broadcast_report(r),
+        Scenario::Kv(k) => kv(k),
+        Scenario::Sync(s) => sync(s),
     }
+}
+
+fn kv(args: KvArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.nodes > 0, "--nodes must be at least 1");
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.partition),
+        "--partition is a fraction of the nodes, in [0, 1)"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.loss),
+        "--loss is a probability, in [0, 1]"
+    );
+    anyhow::ensure!(
+        args.partition_start <= args.partition_end,
+        "--partition-start must not be after --partition-end"
+    );
+    let params = rumor_sim::KvParams {
+        nodes: args.nodes,
+        seed: args.seed,
+        keys: args.keys,
+        writes: args.writes,
+        partition: args.partition,
+        partition_start: args.partition_start,
+        partition_end: args.partition_end,
+        loss: args.loss,
+        crash: args.crash.min(args.nodes.saturating_sub(1)),
+        duration: args.duration,
+        profile: args.profile,
+        ..rumor_sim::KvParams::default()
+    };
+    let report = with_progress(spinner(), |progress| rumor_sim::run_kv(&params, progress))?;
+    let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
+    print_report(json, &report, args.json)
+}
+
+fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let report = rumor_sim::run_sync(args.keys, args.diff, args.seed)?;
+    let json = serde_json::to_string(&report).map_err(anyhow::Error::from);
+    print_report(json, &report, args.json)
 }
 
 fn membership(args: MembershipArgs) -> anyhow::Result<()> {

@@ -693,10 +693,21 @@ impl Node {
         }
     }
 
+    /// Merge a key's state from elsewhere (a persisted copy, a bulk load)
+    /// into the store, as if it had arrived from a peer. It is not
+    /// spread further except by anti-entropy.
+    pub fn merge(&mut self, now: Instant, key: &str, entry: &Entry) -> Merged {
+        self.cx.now = now;
+        let m = self.merge_entry(key, entry);
+        self.flush();
+        m
+    }
+
     /// Merge a key state received from another node.
-    fn merge_entry(&mut self, key: &str, entry: &Entry) {
+    fn merge_entry(&mut self, key: &str, entry: &Entry) -> Merged {
         let wall = self.wall_ms();
-        match self.kv.merge(key, entry, wall) {
+        let outcome = self.kv.merge(key, entry, wall);
+        match outcome {
             Merged::Changed { age_ms } => {
                 self.cx.stats.kv_merged += 1;
                 self.anti_entropy.summaries.latency.record(age_ms);
@@ -708,6 +719,7 @@ impl Node {
             Merged::Unchanged => {}
             Merged::Refused(_) => self.cx.stats.kv_refused += 1,
         }
+        outcome
     }
 
     /// Summary timer: announce this node's summary if it changed, and
@@ -760,6 +772,15 @@ impl Node {
         };
         self.cx.stats.anti_entropy_started += 1;
         self.start_sync(peer);
+    }
+
+    /// Start an anti-entropy exchange with the node at `peer` now, outside
+    /// the periodic schedule (after a partition heals, or to measure one).
+    pub fn anti_entropy_with(&mut self, now: Instant, peer: SocketAddr) {
+        self.cx.now = now;
+        self.cx.stats.anti_entropy_started += 1;
+        self.start_sync(peer);
+        self.flush();
     }
 
     /// Start a Merkle descent with `peer`.

@@ -15,6 +15,11 @@
 //! - [`broadcast_run`]: the `broadcast` scenario run by
 //!   `rumor sim broadcast`: user events spread through a converged cluster,
 //!   with coverage, residue, rounds, traffic and redundancy;
+//! - [`kv_run`]: the `kv` scenario run by `rumor sim kv`: writes through
+//!   random nodes under partitions, loss and crashes, then a search for
+//!   every acknowledged write;
+//! - [`sync_run`]: one anti-entropy exchange between two replicas
+//!   (`rumor sim sync`);
 //! - [`broadcast_sweep`]: every mode × termination rule and the theory
 //!   references, as a markdown table and plots (`rumor sim broadcast-report`);
 //! - [`svg_plot`]: minimal SVG line charts for those plots.
@@ -46,6 +51,7 @@
 
 pub mod broadcast_run;
 pub mod broadcast_sweep;
+pub mod kv_run;
 pub mod membership_run;
 pub mod network;
 pub mod observer;
@@ -54,6 +60,7 @@ pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod svg_plot;
+pub mod sync_run;
 
 /// A node's index in a simulation: node `i` is called `node-{i}`.
 pub type NodeId = usize;
@@ -61,9 +68,11 @@ pub type NodeId = usize;
 pub use broadcast_run::{
     Bootstrap, BroadcastParams, BroadcastReport, BroadcastRun, Ending, run_broadcast,
 };
+pub use kv_run::{KvParams, KvReport, run_kv};
 pub use membership_run::{MembershipParams, MembershipRun, run_membership};
 pub use network::{Direction, NetworkConfig, Partition};
 pub use observer::Observer;
 pub use report::{MembershipReport, Percentiles, SimReport};
 pub use scenario::{Fault, RestartMode, SlowSpec};
+pub use sync_run::{SyncReport, run_sync};
 pub use sim::{NodeStatus, Sim, SimConfig, SimError};

@@ -213,3 +213,35 @@ mod tests {
         assert_eq!(Percentiles::of(&[]), Percentiles::default());
     }
 }
+
+/// Print a serde report as aligned `field  value` lines (nested objects
+/// flattened with dots): the readable form of reports without a table of
+/// their own.
+pub fn write_fields(f: &mut core::fmt::Formatter<'_>, report: &impl serde::Serialize) -> core::fmt::Result {
+    fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(&key, v, out);
+                }
+            }
+            serde_json::Value::Number(n) => {
+                let s = match n.as_f64() {
+                    Some(x) if n.is_f64() => format!("{x:.3}"),
+                    _ => n.to_string(),
+                };
+                out.push((prefix.to_string(), s));
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    let value = serde_json::to_value(report).map_err(|_| core::fmt::Error)?;
+    flatten("", &value, &mut rows);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in rows {
+        writeln!(f, "{k:<width$}  {v}")?;
+    }
+    Ok(())
+}

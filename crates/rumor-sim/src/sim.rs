@@ -392,6 +392,44 @@ impl Sim {
         Ok(ids)
     }
 
+    /// Write to the key-value store of `node` now, as its application would.
+    /// `None` if the node is not running (or frozen): the write was not
+    /// acknowledged.
+    pub fn write(
+        &mut self,
+        node: NodeId,
+        key: &str,
+        op: rumor_proto::state::Op,
+    ) -> Option<Result<rumor_proto::state::Written, NodeError>> {
+        self.check(node);
+        let now = self.now;
+        let slot = &mut self.slots[node];
+        if !slot.status.is_running() || slot.frozen || slot.status == NodeStatus::Leaving {
+            return None;
+        }
+        let r = slot.node.write(now, key, op);
+        self.after(node);
+        Some(r)
+    }
+
+    /// Merge `entry` into the store of `node` without spreading it (to
+    /// preload identical state on every node).
+    pub fn preload(&mut self, node: NodeId, key: &str, entry: &rumor_proto::state::Entry) {
+        self.check(node);
+        let now = self.now;
+        let slot = &mut self.slots[node];
+        slot.node.merge(now, key, entry);
+        while slot.node.poll_event().is_some() {}
+    }
+
+    /// Make `node` start an anti-entropy exchange with the node at `peer` now.
+    pub fn anti_entropy_with(&mut self, node: NodeId, peer: SocketAddr) {
+        self.check(node);
+        let now = self.now;
+        self.slots[node].node.anti_entropy_with(now, peer);
+        self.after(node);
+    }
+
     /// Call `hook` with every event any node emits, as it is emitted.
     pub fn set_event_hook(&mut self, hook: impl FnMut(Instant, NodeId, &Event) + 'static) {
         self.hook = Some(Box::new(hook));

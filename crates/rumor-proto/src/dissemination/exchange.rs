@@ -402,8 +402,12 @@ impl Dissemination {
             };
             let mut rumor = held.rumor.clone();
             rumor.hops = rumor.hops.saturating_add(1);
+            let is_write = matches!(rumor.body, RumorBody::Write { .. });
             let msg = Message::Rumor(rumor);
             let len = self.encoded_len(&msg) + 3;
+            if is_write {
+                cx.stats.write_rumor_bytes_sent += len as u64;
+            }
             let stream = len > room;
             let pending = if stream || used + len > room { 0 } else { used };
             if !cx.budget_allows(pending + len + overhead) {
@@ -464,6 +468,7 @@ impl Dissemination {
             ..
         } = self;
         let mut sent = 0;
+        let mut write_bytes = 0;
         queue.fill(limit, |id| {
             let Some(held) = store.get(&id) else {
                 return Offer::Stale;
@@ -476,11 +481,15 @@ impl Dissemination {
             }
             if packet.push_encoded(scratch) {
                 sent += 1;
+                if matches!(held.rumor.body, RumorBody::Write { .. }) {
+                    write_bytes += scratch.len() as u64;
+                }
                 Offer::Taken
             } else {
                 Offer::Skipped
             }
         });
         cx.stats.rumors_sent += sent;
+        cx.stats.write_rumor_bytes_sent += write_bytes;
     }
 }
