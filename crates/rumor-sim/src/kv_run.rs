@@ -15,10 +15,10 @@ use rumor_proto::state::{Dot, Entry, KvStore, Op, Payload, ReplicaId, StateConfi
 use rumor_proto::{Config, Instant, Profile};
 use serde::Serialize;
 
+use crate::NodeId;
 use crate::network::{NetworkConfig, Partition};
 use crate::scenario::RestartMode;
 use crate::sim::{Sim, SimConfig, SimError};
-use crate::NodeId;
 
 /// Parameters of a `kv` run.
 #[derive(Clone, Debug, PartialEq)]
@@ -182,7 +182,15 @@ pub fn run_kv(p: &KvParams, progress: &mut dyn FnMut(Instant)) -> Result<KvRepor
         let key = format!("key-{k:07}");
         let value: [u8; 16] = rng.random();
         if loader
-            .write(&key, Op::Put { value: value.to_vec(), context: None, kind: None }, 0)
+            .write(
+                &key,
+                Op::Put {
+                    value: value.to_vec(),
+                    context: None,
+                    kind: None,
+                },
+                0,
+            )
             .is_ok()
         {
             key_names.push(key);
@@ -255,7 +263,11 @@ pub fn run_kv(p: &KvParams, progress: &mut dyn FnMut(Instant)) -> Result<KvRepor
             Op::Delete { context: None }
         } else {
             let value: [u8; 16] = rng.random();
-            Op::Put { value: value.to_vec(), context: None, kind: None }
+            Op::Put {
+                value: value.to_vec(),
+                context: None,
+                kind: None,
+            }
         };
         if let Some(Ok(w)) = sim.write(*node, key, op) {
             if let Some((k, at)) = &last_write {
@@ -267,14 +279,21 @@ pub fn run_kv(p: &KvParams, progress: &mut dyn FnMut(Instant)) -> Result<KvRepor
             if *delete {
                 deleted.insert(key.clone());
             }
-            acked.push(Acked { key: key.clone(), dot: w.dot });
+            acked.push(Acked {
+                key: key.clone(),
+                dot: w.dot,
+            });
         }
     }
 
     // From the heal (or the last write, if later), step until every live
     // node agrees.
     let last = schedule.last().map_or(start, |w| w.0);
-    let heal = if p.partition > 0.0 { p.partition_end.max(last) } else { last };
+    let heal = if p.partition > 0.0 {
+        p.partition_end.max(last)
+    } else {
+        last
+    };
     sim.run_until_with_progress(secs(heal), progress);
     let deadline = secs(heal.max(p.duration)) + Duration::from_secs(300);
     let mut converged_at = kv_converged(&sim).then(|| sim.now());
@@ -316,7 +335,13 @@ pub fn run_kv(p: &KvParams, progress: &mut dyn FnMut(Instant)) -> Result<KvRepor
     let kv = sim.node(observer).kv();
     let siblings = kv
         .iter()
-        .filter(|(_, e)| e.dots.iter().filter(|d| matches!(d.payload, Payload::Mv(_))).count() > 1)
+        .filter(|(_, e)| {
+            e.dots
+                .iter()
+                .filter(|d| matches!(d.payload, Payload::Mv(_)))
+                .count()
+                > 1
+        })
         .count();
     let (mut ae_bytes, mut rumor_bytes, mut ae_started, mut bytes) = (0, 0, 0, 0);
     for i in 0..sim.node_count() {

@@ -74,5 +74,5 @@ pub use network::{Direction, NetworkConfig, Partition};
 pub use observer::Observer;
 pub use report::{MembershipReport, Percentiles, SimReport};
 pub use scenario::{Fault, RestartMode, SlowSpec};
-pub use sync_run::{SyncReport, run_sync};
 pub use sim::{NodeStatus, Sim, SimConfig, SimError};
+pub use sync_run::{SyncReport, run_sync};

@@ -217,12 +217,19 @@ mod tests {
 /// Print a serde report as aligned `field  value` lines (nested objects
 /// flattened with dots): the readable form of reports without a table of
 /// their own.
-pub fn write_fields(f: &mut core::fmt::Formatter<'_>, report: &impl serde::Serialize) -> core::fmt::Result {
+pub fn write_fields(
+    f: &mut core::fmt::Formatter<'_>,
+    report: &impl serde::Serialize,
+) -> core::fmt::Result {
     fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     flatten(&key, v, out);
                 }
             }

@@ -53,17 +53,34 @@ pub fn run_sync(keys: usize, diff: usize, seed: u64) -> Result<SyncReport, SimEr
         jitter: Duration::ZERO,
         loss: 0.0,
     };
-    let mut sim = Sim::new(SimConfig::new(seed).with_node_config(config).with_network(network))?;
+    let mut sim = Sim::new(
+        SimConfig::new(seed)
+            .with_node_config(config)
+            .with_network(network),
+    )?;
     let a = sim.add_node(Instant::ZERO, &[])?;
     let b = sim.add_node(Instant::ZERO, &[a])?;
     sim.run_until(Instant::from_millis(3_000));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut loader = KvStore::new(ReplicaId(1), StateConfig { max_keys: usize::MAX, ..StateConfig::default() });
-    let put = |v: [u8; 16]| Op::Put { value: v.to_vec(), context: None, kind: None };
+    let mut loader = KvStore::new(
+        ReplicaId(1),
+        StateConfig {
+            max_keys: usize::MAX,
+            ..StateConfig::default()
+        },
+    );
+    let put = |v: [u8; 16]| Op::Put {
+        value: v.to_vec(),
+        context: None,
+        kind: None,
+    };
     for k in 0..keys {
         let _ = loader.write(&format!("key-{k:08}"), put(rng.random()), 0);
     }
-    let all: Vec<(String, Entry)> = loader.iter().map(|(k, e)| (k.to_string(), e.clone())).collect();
+    let all: Vec<(String, Entry)> = loader
+        .iter()
+        .map(|(k, e)| (k.to_string(), e.clone()))
+        .collect();
     for (k, e) in &all {
         sim.preload(a, k, e);
         sim.preload(b, k, e);
@@ -86,7 +103,8 @@ pub fn run_sync(keys: usize, diff: usize, seed: u64) -> Result<SyncReport, SimEr
             sim.preload(node, &key, &w.entry);
         }
     }
-    let before = sim.node(a).stats().anti_entropy_bytes_sent + sim.node(b).stats().anti_entropy_bytes_sent;
+    let before =
+        sim.node(a).stats().anti_entropy_bytes_sent + sim.node(b).stats().anti_entropy_bytes_sent;
     let t0 = sim.now();
     let peer = sim.addr(b);
     sim.anti_entropy_with(a, peer);
