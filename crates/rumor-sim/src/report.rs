@@ -200,20 +200,6 @@ impl fmt::Display for MembershipReport {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let p = Percentiles::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
-        assert_eq!((p.p50, p.p99, p.max), (Some(3.0), Some(5.0), Some(5.0)));
-        let many: Vec<f64> = (1..=200).map(f64::from).collect();
-        assert_eq!(Percentiles::of(&many).p99, Some(198.0));
-        assert_eq!(Percentiles::of(&[]), Percentiles::default());
-    }
-}
-
 /// Print a serde report as aligned `field  value` lines (nested objects
 /// flattened with dots): the readable form of reports without a table of
 /// their own.
@@ -251,4 +237,18 @@ pub fn write_fields(
         writeln!(f, "{k:<width$}  {v}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let p = Percentiles::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((p.p50, p.p99, p.max), (Some(3.0), Some(5.0), Some(5.0)));
+        let many: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(Percentiles::of(&many).p99, Some(198.0));
+        assert_eq!(Percentiles::of(&[]), Percentiles::default());
+    }
 }
