@@ -5,6 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use proptest::prelude::*;
+use rumor_proto::dissemination::rumor::{Priority, Rumor, RumorBody, RumorId};
+use rumor_proto::state::{Entry, KvStore, ReplicaId, StateConfig, Timestamp};
+use rumor_proto::sync::descent::Group;
+use rumor_proto::sync::{StateSummary, SyncCompare, SyncKeys};
 use rumor_proto::wire::frame::{
     decode_datagram_body, decode_message, encode_stream_frame, split_frame,
 };
@@ -50,6 +54,137 @@ fn entry() -> impl Strategy<Value = MemberEntry> {
 }
 
 fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![membership_message(), rumor_message(), state_message()]
+}
+
+fn kv_entry() -> impl Strategy<Value = Entry> {
+    use rumor_proto::state::{Kind, Op};
+    // Entries as a store makes them: a few writes of each kind by a few
+    // replicas, merged together.
+    proptest::collection::vec((0u64..3, 0u8..4, any::<u8>()), 0..6).prop_map(|ops| {
+        let mut entry = Entry::default();
+        for (i, (r, kind, v)) in ops.into_iter().enumerate() {
+            let mut kv = KvStore::new(ReplicaId(r + 1), StateConfig::default());
+            kv.merge("k", &entry, 0);
+            let op = match kind {
+                0 => Op::Put {
+                    value: vec![v],
+                    context: None,
+                    kind: Some(Kind::Mv),
+                },
+                1 => Op::Put {
+                    value: vec![v],
+                    context: None,
+                    kind: Some(Kind::Lww),
+                },
+                2 => Op::Increment(i64::from(v)),
+                _ => Op::Delete { context: None },
+            };
+            if let Ok(w) = kv.write("k", op, i as u64) {
+                entry = w.entry;
+            }
+        }
+        entry
+    })
+}
+
+fn key() -> impl Strategy<Value = rumor_proto::state::store::Key> {
+    "[a-z0-9/._-]{1,24}".prop_map(|s| s.as_str().into())
+}
+
+fn rumor_message() -> impl Strategy<Value = Message> {
+    let id = (any::<u64>(), any::<u32>()).prop_map(|(origin, seq)| RumorId { origin, seq });
+    let body = prop_oneof![
+        ("[a-z]{1,12}", proptest::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(name, payload)| RumorBody::Event { name, payload }),
+        (key(), kv_entry()).prop_map(|(key, entry)| RumorBody::Write { key, entry }),
+    ];
+    prop_oneof![
+        (id.clone(), name(), any::<u64>(), any::<u16>(), body).prop_map(
+            |(id, origin, ltime, hops, body)| Message::Rumor(Rumor {
+                id,
+                origin,
+                ltime,
+                priority: Priority::High,
+                hops,
+                body,
+            })
+        ),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            proptest::collection::vec(id.clone(), 0..8)
+        )
+            .prop_map(|(pull, reply, ids)| Message::RumorDigest(RumorDigest {
+                pull,
+                reply,
+                ids
+            })),
+        proptest::collection::vec(id, 0..8)
+            .prop_map(|known| Message::RumorFeedback(RumorFeedback { known })),
+    ]
+}
+
+/// `bits` cut to a valid prefix of `depth` nibbles.
+fn prefix_bits(depth: u8, bits: u64) -> u64 {
+    match u32::from(depth) * 4 {
+        0 => 0,
+        64.. => bits,
+        n => bits & ((1u64 << n) - 1),
+    }
+}
+
+fn state_message() -> impl Strategy<Value = Message> {
+    let ts =
+        (any::<u64>(), any::<u32>()).prop_map(|(wall_ms, logical)| Timestamp { wall_ms, logical });
+    prop_oneof![
+        (name(), any::<u64>(), any::<u64>(), ts.clone(), ts).prop_map(
+            |(node, root, keys, last_change, issued)| Message::StateSummary(StateSummary {
+                node,
+                root,
+                keys,
+                last_change,
+                issued,
+            })
+        ),
+        (
+            any::<u32>(),
+            proptest::collection::vec((0u8..16, any::<u64>(), any::<[u32; 16]>()), 0..4)
+        )
+            .prop_map(|(salt, groups)| Message::SyncCompare(SyncCompare {
+                salt,
+                groups: groups
+                    .into_iter()
+                    .map(|(depth, bits, children)| Group {
+                        depth,
+                        bits: prefix_bits(depth, bits),
+                        children
+                    })
+                    .collect(),
+            })),
+        (
+            any::<u32>(),
+            0u8..=16,
+            any::<u64>(),
+            proptest::collection::vec(any::<(u64, u32)>(), 0..8)
+        )
+            .prop_map(
+                |(salt, depth, bits, keys)| Message::SyncKeys(vec![SyncKeys {
+                    salt,
+                    depth,
+                    bits: prefix_bits(depth, bits),
+                    keys,
+                }])
+            ),
+        (
+            proptest::collection::vec((key(), kv_entry()), 0..3),
+            proptest::collection::vec(any::<u64>(), 0..8)
+        )
+            .prop_map(|(entries, want)| Message::SyncEntries(SyncEntries { entries, want })),
+    ]
+}
+
+fn membership_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (any::<u32>(), name()).prop_map(|(seq, target)| Message::Ping(Ping { seq, target })),
         (any::<u32>(), name(), addr(), any::<bool>()).prop_map(|(seq, target, addr, want_nack)| {

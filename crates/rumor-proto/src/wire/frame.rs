@@ -24,7 +24,7 @@ pub const PROTOCOL_VERSION: u8 = 1;
 pub const FLAG_SEALED: u8 = 0b0000_0001;
 /// Number of message types this build knows; a higher variant index is a
 /// message from a newer protocol and is skipped.
-pub(crate) const KNOWN_MESSAGE_KINDS: u32 = 12;
+pub(crate) const KNOWN_MESSAGE_KINDS: u32 = 16;
 
 /// Bytes taken by the header for a cluster name of `cluster_len` bytes.
 pub fn header_len(cluster_len: usize) -> usize {
@@ -244,6 +244,21 @@ pub fn encode_stream_frame(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_last_message_variant_is_a_known_kind() {
+        let last = crate::wire::Message::SyncEntries(crate::wire::SyncEntries {
+            entries: Vec::new(),
+            want: Vec::new(),
+        });
+        let bytes = postcard::to_allocvec(&last).unwrap();
+        let (kind, _) = postcard::take_from_bytes::<u32>(&bytes).unwrap();
+        assert_eq!(
+            kind + 1,
+            super::KNOWN_MESSAGE_KINDS,
+            "update KNOWN_MESSAGE_KINDS"
+        );
+    }
+
     use super::*;
     use crate::membership::member::NodeName;
     use crate::wire::message::{Ack, Ping};

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::dissemination::rumor::RumorBody;
 use crate::membership::member::{NodeName, Tags};
 use crate::state::Entry;
+use crate::sync::merkle::{MAX_DEPTH, Prefix};
 
 /// Size of tags as counted against `Config::max_tags_bytes`: the bytes of
 /// every key and value, plus two per entry.
@@ -95,12 +96,31 @@ pub fn validate(msg: &Message, config: &Config) -> Result<(), DecodeError> {
             if c.groups.len() > crate::sync::descent::MAX_GROUPS {
                 return Err(DecodeError::Invalid("too many tree nodes"));
             }
+            let inner = |g: &crate::sync::descent::Group| {
+                let p = Prefix {
+                    depth: g.depth,
+                    bits: g.bits,
+                };
+                p.is_valid() && p.depth < MAX_DEPTH
+            };
+            if !c.groups.iter().all(inner) {
+                return Err(DecodeError::Invalid("bad tree prefix"));
+            }
             Ok(())
         }
         Message::SyncKeys(lists) => {
             let keys: usize = lists.iter().map(|l| l.keys.len()).sum();
             if keys > crate::sync::descent::MAX_KEYS {
                 return Err(DecodeError::Invalid("too many keys listed"));
+            }
+            if !lists.iter().all(|l| {
+                Prefix {
+                    depth: l.depth,
+                    bits: l.bits,
+                }
+                .is_valid()
+            }) {
+                return Err(DecodeError::Invalid("bad tree prefix"));
             }
             Ok(())
         }
