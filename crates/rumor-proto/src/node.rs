@@ -80,6 +80,13 @@ pub struct Snapshot {
     pub store: StoreSnapshot,
 }
 
+/// Times each node relays a store summary: ceil(log10(N + 1)), a quarter
+/// of the membership retransmit limit. Summaries are refreshed every
+/// interval, so one that misses a node is soon replaced.
+fn summary_transmits(members: usize) -> u32 {
+    ((members as f64) + 1.0).log10().ceil().max(1.0) as u32
+}
+
 /// Tree-node groups per anti-entropy frame (about 90 bytes each).
 const SYNC_GROUPS_PER_FRAME: usize = 4096;
 /// Keys listed per anti-entropy frame (about 14 bytes each).
@@ -501,7 +508,8 @@ impl Node {
                     }
                     if piggyback {
                         self.membership.fill_packet(&mut packet, to);
-                        let limit = self.membership.retransmit_limit();
+                        let members = self.membership.table().active_count();
+                        let limit = summary_transmits(members);
                         self.anti_entropy.fill_packet(&mut packet, limit);
                         // User events ride along only while the budget has
                         // room for a full packet; membership always goes.
@@ -725,7 +733,15 @@ impl Node {
     /// Summary timer: announce this node's summary if it changed, and
     /// collect tombstones that are old enough or known to be everywhere.
     fn on_summary_timer(&mut self) {
-        let interval = self.config.state.summary_interval;
+        // Every node's summary must reach every other, so the cluster's
+        // summary traffic grows as N²: above 100 members the interval grows
+        // with N, keeping each node's share near 100 summaries a second.
+        let members = self.membership.table().active_count();
+        let interval = self
+            .config
+            .state
+            .summary_interval
+            .mul_f64((members as f64 / 100.0).max(1.0));
         self.cx.set_timer(interval, Timer::StateSummary);
         let wall = self.wall_ms();
         let safe = self.everyone_agrees_since();

@@ -1,6 +1,8 @@
 //! The key-value store one node holds: entries by key, their Merkle index,
 //! the hybrid logical clock, limits and tombstone collection.
 
+use std::collections::BTreeSet;
+
 use compact_str::CompactString;
 
 use super::config::StateConfig;
@@ -169,6 +171,8 @@ pub struct KvStore {
     bytes: usize,
     last_change: Timestamp,
     gc_horizon: Timestamp,
+    /// Tombstones by deletion time, oldest first, for collection.
+    tombstone_ages: BTreeSet<(Timestamp, Key)>,
     scratch: Vec<u8>,
 }
 
@@ -203,6 +207,7 @@ impl KvStore {
             bytes: 0,
             last_change: Timestamp::ZERO,
             gc_horizon: Timestamp::ZERO,
+            tombstone_ages: BTreeSet::new(),
             scratch: Vec::new(),
         }
     }
@@ -453,6 +458,7 @@ impl KvStore {
             });
         }
         let tomb = entry.is_tombstone();
+        let ts = entry.ts;
         self.last_change = self.last_change.max(entry.ts);
         let stored = Stored {
             entry,
@@ -465,6 +471,7 @@ impl KvStore {
                 self.index.sub(hash, old.digest);
                 if old.entry.is_tombstone() {
                     self.tombstones -= 1;
+                    self.tombstone_ages.remove(&(old.entry.ts, Key::from(key)));
                 }
             }
             None => {
@@ -475,6 +482,7 @@ impl KvStore {
         self.index.add(hash, digest);
         if tomb {
             self.tombstones += 1;
+            self.tombstone_ages.insert((ts, Key::from(key)));
         }
         self.bytes = self.bytes - old_bytes + new_bytes;
         Ok(())
@@ -497,11 +505,12 @@ impl KvStore {
             cutoff = cutoff.max(safe);
         }
         let mut collected = Vec::new();
-        for (hash, slot) in &self.slots {
-            for (k, s) in slot {
-                if s.entry.is_tombstone() && s.entry.ts < cutoff {
-                    collected.push((*hash, k.clone()));
-                }
+        while let Some(first) = self.tombstone_ages.first() {
+            if first.0 >= cutoff {
+                break;
+            }
+            if let Some((_, key)) = self.tombstone_ages.pop_first() {
+                collected.push((key_hash(&key), key));
             }
         }
         for (hash, key) in &collected {
