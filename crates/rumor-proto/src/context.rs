@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
@@ -20,6 +21,9 @@ pub(crate) struct Outgoing {
     pub to: SocketAddr,
     pub channel: Channel,
     pub msgs: Vec<Message>,
+    /// Messages already encoded, sent after `msgs` (held rumors keep their
+    /// encoding, so each copy sent costs no re-encoding).
+    pub encoded: Vec<Arc<[u8]>>,
     /// Fill the rest of the datagram with queued broadcasts.
     pub piggyback: bool,
     /// Already charged to the bandwidth budget.
@@ -46,17 +50,26 @@ impl Context {
             to,
             channel,
             msgs,
+            encoded: Vec::new(),
             piggyback,
             charged: false,
         });
     }
 
-    /// Queue messages already charged to the bandwidth budget.
-    pub fn send_charged(&mut self, to: SocketAddr, channel: Channel, msgs: Vec<Message>) {
+    /// Queue messages (some already encoded) charged to the bandwidth
+    /// budget already.
+    pub fn send_charged(
+        &mut self,
+        to: SocketAddr,
+        channel: Channel,
+        msgs: Vec<Message>,
+        encoded: Vec<Arc<[u8]>>,
+    ) {
         self.outbox.push(Outgoing {
             to,
             channel,
             msgs,
+            encoded,
             piggyback: false,
             charged: true,
         });

@@ -38,7 +38,8 @@ use crate::time::Instant;
 use crate::timer::{Timer, Timers};
 use crate::transmit::{Channel, Transmit};
 use crate::wire::frame::{
-    FLAG_SEALED, decode_datagram_body, decode_message, encode_stream_frame, split_frame,
+    FLAG_SEALED, decode_datagram_body, decode_message, encode_stream_frame,
+    encode_stream_frame_encoded, split_frame,
 };
 use crate::wire::{self, DecodeError, Message, PacketBuilder};
 
@@ -489,6 +490,7 @@ impl Node {
             to,
             channel,
             msgs,
+            encoded,
             piggyback,
             charged,
         } in std::mem::take(&mut self.cx.outbox)
@@ -505,6 +507,9 @@ impl Node {
                         // enough for any single message but a push-pull
                         // (which only travels on streams).
                         let _ = packet.push(msg);
+                    }
+                    for e in &encoded {
+                        packet.push_encoded(e);
                     }
                     if piggyback {
                         self.membership.fill_packet(&mut packet, to);
@@ -545,6 +550,19 @@ impl Node {
                             ) {
                                 self.cx.stats.anti_entropy_bytes_sent += bytes.len() as u64;
                             }
+                            if !charged {
+                                self.cx.charge(bytes.len());
+                            }
+                            self.push_transmit(to, channel, bytes);
+                        }
+                    }
+                    for e in &encoded {
+                        if let Ok(bytes) = encode_stream_frame_encoded(
+                            &self.config.cluster,
+                            e,
+                            self.config.max_stream_frame,
+                        ) {
+                            self.cx.stats.messages_sent += 1;
                             if !charged {
                                 self.cx.charge(bytes.len());
                             }

@@ -390,24 +390,21 @@ impl Dissemination {
         // Cost of a datagram besides its messages: the header.
         let overhead = self.header;
         let room = self.room;
-        let mut batch: Vec<Message> = digest.into_iter().map(Message::RumorDigest).collect();
-        let mut used = batch.iter().map(|m| self.encoded_len(m) + 3).sum::<usize>();
-        if !batch.is_empty() && !cx.budget_allows(used + overhead) {
+        let head: Vec<Message> = digest.into_iter().map(Message::RumorDigest).collect();
+        let mut used = head.iter().map(|m| self.encoded_len(m) + 3).sum::<usize>();
+        if !head.is_empty() && !cx.budget_allows(used + overhead) {
             self.defer_all(cx, ids);
             return;
         }
+        let mut head = Some(head);
+        let mut batch: Vec<std::sync::Arc<[u8]>> = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
             let Some(held) = self.store.get(&id) else {
                 continue;
             };
-            let mut rumor = held.rumor.clone();
-            rumor.hops = rumor.hops.saturating_add(1);
-            let is_write = matches!(rumor.body, RumorBody::Write { .. });
-            let msg = Message::Rumor(rumor);
-            let len = self.encoded_len(&msg) + 3;
-            if is_write {
-                cx.stats.write_rumor_bytes_sent += len as u64;
-            }
+            let encoded = std::sync::Arc::clone(&held.encoded);
+            let is_write = matches!(held.rumor.body, RumorBody::Write { .. });
+            let len = encoded.len() + 3;
             let stream = len > room;
             let pending = if stream || used + len > room { 0 } else { used };
             if !cx.budget_allows(pending + len + overhead) {
@@ -416,16 +413,20 @@ impl Dissemination {
                 self.defer_all(cx, &ids[i..]);
                 break;
             }
+            if is_write {
+                cx.stats.write_rumor_bytes_sent += len as u64;
+            }
             if stream {
                 cx.charge(len + overhead);
-                cx.send_charged(to, Channel::Stream, vec![msg]);
+                cx.send_charged(to, Channel::Stream, Vec::new(), vec![encoded]);
             } else {
                 if used + len > room {
                     cx.charge(used + overhead);
-                    cx.send_charged(to, Channel::Datagram, core::mem::take(&mut batch));
+                    let msgs = head.take().unwrap_or_default();
+                    cx.send_charged(to, Channel::Datagram, msgs, core::mem::take(&mut batch));
                     used = 0;
                 }
-                batch.push(msg);
+                batch.push(encoded);
                 used += len;
             }
             cx.stats.rumors_sent += 1;
@@ -436,9 +437,10 @@ impl Dissemination {
             }
             self.contact(cx, id, Contact::Sent);
         }
-        if !batch.is_empty() {
+        let msgs = head.take().unwrap_or_default();
+        if !batch.is_empty() || !msgs.is_empty() {
             cx.charge(used + overhead);
-            cx.send_charged(to, Channel::Datagram, batch);
+            cx.send_charged(to, Channel::Datagram, msgs, batch);
         }
     }
 
@@ -461,28 +463,18 @@ impl Dissemination {
 
     /// Fill the rest of `packet` with queued rumors (transmit-limit only).
     pub(crate) fn fill_packet(&mut self, cx: &mut Context, packet: &mut PacketBuilder, limit: u32) {
-        let Dissemination {
-            queue,
-            store,
-            scratch,
-            ..
-        } = self;
+        let Dissemination { queue, store, .. } = self;
         let mut sent = 0;
         let mut write_bytes = 0;
         queue.fill(limit, |id| {
             let Some(held) = store.get(&id) else {
                 return Offer::Stale;
             };
-            let mut rumor = held.rumor.clone();
-            rumor.hops = rumor.hops.saturating_add(1);
-            scratch.clear();
-            if encode_message(&Message::Rumor(rumor), scratch).is_err() {
-                return Offer::Stale;
-            }
-            if packet.push_encoded(scratch) {
+            let encoded = &held.encoded;
+            if packet.push_encoded(encoded) {
                 sent += 1;
                 if matches!(held.rumor.body, RumorBody::Write { .. }) {
-                    write_bytes += scratch.len() as u64;
+                    write_bytes += encoded.len() as u64;
                 }
                 Offer::Taken
             } else {

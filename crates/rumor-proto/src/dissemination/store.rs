@@ -3,7 +3,11 @@
 
 use std::collections::VecDeque;
 
+use std::sync::Arc;
+
 use super::rumor::{Rumor, RumorId};
+use crate::wire::Message;
+use crate::wire::frame::encode_message;
 use crate::fast_map::FastMap;
 use crate::time::Instant;
 
@@ -12,6 +16,8 @@ use crate::time::Instant;
 pub struct Held {
     /// The rumor.
     pub rumor: Rumor,
+    /// The message that forwards it (one more hop), encoded once.
+    pub encoded: Arc<[u8]>,
     /// Still being spread.
     pub hot: bool,
     /// Contacts counted towards the termination rule.
@@ -80,6 +86,7 @@ impl RumorStore {
         self.held.insert(
             id,
             Held {
+                encoded: forwarding(&rumor),
                 rumor,
                 hot: true,
                 count: 0,
@@ -164,4 +171,15 @@ impl RumorStore {
     pub fn ids_youngest_first(&self) -> impl Iterator<Item = RumorId> + '_ {
         self.by_age.iter().rev().map(|&(_, id)| id)
     }
+}
+
+/// The encoded message forwarding `rumor` one hop further.
+fn forwarding(rumor: &Rumor) -> Arc<[u8]> {
+    let mut next = rumor.clone();
+    next.hops = next.hops.saturating_add(1);
+    let mut buf = Vec::new();
+    // Encoding into a Vec cannot fail for these types; an empty message
+    // would simply not decode at the peer.
+    let _ = encode_message(&Message::Rumor(next), &mut buf);
+    buf.into()
 }

@@ -401,6 +401,9 @@ impl KvStore {
         }
         self.hlc.observe(remote.ts, wall_ms);
         let mut entry = match self.get(key) {
+            // The common case for a rumor that anti-entropy (or another
+            // rumor) already brought: nothing to do, nothing to copy.
+            Some(e) if e == remote => return Merged::Unchanged,
             Some(e) => e.clone(),
             None => {
                 if self.gc_horizon > Timestamp::ZERO && remote.ts <= self.gc_horizon {

@@ -242,6 +242,24 @@ pub fn encode_stream_frame(
     Ok(buf)
 }
 
+/// Encode a stream frame around a message already encoded.
+pub fn encode_stream_frame_encoded(
+    cluster: &str,
+    encoded: &[u8],
+    max_len: usize,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut buf = Vec::with_capacity(header_len(cluster.len()) + encoded.len());
+    write_header(&mut buf, cluster, 0)?;
+    buf.extend_from_slice(encoded);
+    if buf.len() > max_len {
+        return Err(EncodeError::TooLarge {
+            len: buf.len(),
+            max: max_len,
+        });
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
