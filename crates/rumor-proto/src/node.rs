@@ -702,6 +702,8 @@ impl Node {
             match self.anti_entropy.summaries.get(&m.name) {
                 Some(s) if s.root == root => agreeing += 1,
                 Some(s) => differing.push(s.clone()),
+                // Never announced: an empty store.
+                None if root == 0 => agreeing += 1,
                 None => unknown.push(m.name.clone()),
             }
         }
@@ -788,6 +790,8 @@ impl Node {
                 return None;
             }
             since = Some(since.map_or(s.issued, |t| t.min(s.issued)));
+            // (A member that never announced has an empty store, which
+            // holds no tombstone: nothing can be collected early.)
         }
         since
     }

@@ -48,8 +48,10 @@ impl AntiEntropy {
         interval: core::time::Duration,
     ) {
         let root = kv.root();
+        // A node that never announced a summary is taken to hold an empty
+        // store (root 0): an idle cluster sends no summaries at all.
         let due = match self.summaries.announced {
-            None => true,
+            None => root != 0,
             Some((r, at)) => r != root || now - at >= interval * REANNOUNCE_INTERVALS,
         };
         if !due {
@@ -124,7 +126,7 @@ impl AntiEntropy {
     }
 
     /// The peer to reconcile with: a random live member whose last summary
-    /// differs from `root` (or is unknown); when every member agrees, a
+    /// differs from `root` (no summary: an empty store); when every member agrees, a
     /// random live member every tenth round anyway, so that a summary lost
     /// or stale cannot hide a difference for long.
     pub(crate) fn choose_peer(
@@ -141,7 +143,7 @@ impl AntiEntropy {
                 .filter(|m| m.state.is_active() && m.name != *local)
         };
         let differing: Vec<SocketAddr> = live()
-            .filter(|m| self.summaries.get(&m.name).is_none_or(|s| s.root != root))
+            .filter(|m| self.summaries.get(&m.name).map_or(0, |s| s.root) != root)
             .map(|m| m.addr)
             .collect();
         if let Some(&peer) = differing.choose(rng) {
@@ -149,7 +151,8 @@ impl AntiEntropy {
             return Some(peer);
         }
         self.quiet_rounds += 1;
-        if self.quiet_rounds < 10 {
+        // An empty store among empty stores has nothing to check.
+        if root == 0 || self.quiet_rounds < 10 {
             return None;
         }
         self.quiet_rounds = 0;

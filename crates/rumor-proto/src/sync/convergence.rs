@@ -97,7 +97,9 @@ pub struct Convergence {
     pub fraction: f64,
     /// Live members whose summary differs, with their last summary.
     pub differing: Vec<StateSummary>,
-    /// Live members not heard from yet.
+    /// Live members not heard from yet (a member that never announced a
+    /// summary holds an empty store, so these appear only while this
+    /// node's store is not empty).
     pub unknown: Vec<NodeName>,
     /// Update propagation latency as measured here.
     pub latency: LatencyHistogram,

@@ -77,14 +77,19 @@ pub struct MerkleIndex {
 }
 
 impl Default for MerkleIndex {
+    /// Empty; the cached sums are allocated with the first key, so that an
+    /// unused store costs nothing.
     fn default() -> Self {
         MerkleIndex {
             keys: BTreeMap::new(),
-            cached: vec![0; 1 << (u32::from(CACHED_DEPTH) * LEVEL_BITS)],
+            cached: Vec::new(),
             root: 0,
         }
     }
 }
+
+/// Nodes at [`CACHED_DEPTH`].
+const CACHED_NODES: usize = 1 << (CACHED_DEPTH as u32 * LEVEL_BITS);
 
 impl MerkleIndex {
     /// An empty index.
@@ -98,6 +103,9 @@ impl MerkleIndex {
 
     /// Add a key's digest.
     pub fn add(&mut self, key_hash: u64, digest: u64) {
+        if self.cached.is_empty() {
+            self.cached = vec![0; CACHED_NODES];
+        }
         let h = entry_hash(key_hash, digest);
         let e = self.keys.entry(key_hash).or_insert((0, 0));
         e.0 = e.0.wrapping_add(h);
@@ -116,7 +124,9 @@ impl MerkleIndex {
                 self.keys.remove(&key_hash);
             }
         }
-        self.cached[Self::bucket(key_hash)] = self.cached[Self::bucket(key_hash)].wrapping_sub(h);
+        if let Some(c) = self.cached.get_mut(Self::bucket(key_hash)) {
+            *c = c.wrapping_sub(h);
+        }
         self.root = self.root.wrapping_sub(h);
     }
 
@@ -143,9 +153,10 @@ impl MerkleIndex {
         if p.depth <= CACHED_DEPTH {
             let span = 1usize << ((u32::from(CACHED_DEPTH - p.depth)) * LEVEL_BITS);
             let start = (p.bits as usize) * span;
-            return self.cached[start..start + span]
-                .iter()
-                .fold(0u64, |a, &b| a.wrapping_add(b));
+            return self
+                .cached
+                .get(start..start + span)
+                .map_or(0, |c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b)));
         }
         self.keys
             .range(p.range())
