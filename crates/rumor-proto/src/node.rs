@@ -764,7 +764,10 @@ impl Node {
             .mul_f64((members as f64 / 100.0).max(1.0));
         self.cx.set_timer(interval, Timer::StateSummary);
         let wall = self.wall_ms();
-        let safe = self.everyone_agrees_since();
+        if let Some(t) = self.everyone_agrees_since() {
+            self.anti_entropy.stable = self.anti_entropy.stable.max(t);
+        }
+        let safe = self.stable_everywhere();
         let collected = self.kv.collect_tombstones(wall, safe);
         self.cx.stats.tombstones_collected += collected as u64;
         let issued = self.kv.tick(wall);
@@ -794,6 +797,21 @@ impl Node {
             // holds no tombstone: nothing can be collected early.)
         }
         since
+    }
+
+    /// The least stable time of every member, this node included: every
+    /// tombstone older than it is held everywhere, and every member will
+    /// collect it too (each from the same announcements), so stores agree
+    /// again after collection. `None` until every member has announced one.
+    fn stable_everywhere(&self) -> Option<Timestamp> {
+        let local = &self.membership.local().name;
+        let mut least = self.anti_entropy.stable;
+        for (_, m) in self.membership.table().iter() {
+            if m.name != *local {
+                least = least.min(self.anti_entropy.summaries.get(&m.name)?.stable);
+            }
+        }
+        (least > Timestamp::ZERO).then_some(least)
     }
 
     /// Anti-entropy timer: reconcile with one peer whose state differs.

@@ -145,6 +145,7 @@ fn state_message() -> impl Strategy<Value = Message> {
                 keys,
                 last_change,
                 issued,
+                stable: last_change,
             })
         ),
         (

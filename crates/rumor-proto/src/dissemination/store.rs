@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::rumor::{Rumor, RumorId};
-use crate::wire::Message;
-use crate::wire::frame::encode_message;
 use crate::fast_map::FastMap;
 use crate::time::Instant;
+use crate::wire::Message;
+use crate::wire::frame::encode_message;
 
 /// A rumor held by this node.
 #[derive(Clone, Debug)]

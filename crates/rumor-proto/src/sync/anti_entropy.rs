@@ -31,6 +31,10 @@ pub struct AntiEntropy {
     pub summaries: Summaries,
     queue: TransmitQueue<u64>,
     scratch: Vec<u8>,
+    /// This node's stable time (see [`StateSummary::stable`]).
+    pub(crate) stable: crate::state::Timestamp,
+    /// The stable time last announced.
+    announced_stable: crate::state::Timestamp,
     /// Rounds since the last exchange with a peer whose root was not known
     /// to differ.
     quiet_rounds: u32,
@@ -52,18 +56,24 @@ impl AntiEntropy {
         // store (root 0): an idle cluster sends no summaries at all.
         let due = match self.summaries.announced {
             None => root != 0,
-            Some((r, at)) => r != root || now - at >= interval * REANNOUNCE_INTERVALS,
+            Some((r, at)) => {
+                r != root
+                    || self.stable != self.announced_stable
+                    || now - at >= interval * REANNOUNCE_INTERVALS
+            }
         };
         if !due {
             return;
         }
         self.summaries.announced = Some((root, now));
+        self.announced_stable = self.stable;
         let s = StateSummary {
             node: node.clone(),
             root,
             keys: kv.len() as u64,
             last_change: kv.last_change(),
             issued,
+            stable: self.stable,
         };
         let hash = node.stable_hash();
         self.summaries.insert(s, now);

@@ -23,6 +23,10 @@ pub struct StateSummary {
     pub last_change: Timestamp,
     /// When it issued this summary (orders summaries of one node).
     pub issued: Timestamp,
+    /// The node has seen every member hold its whole state at this time:
+    /// tombstones older than the least `stable` of all members are
+    /// everywhere and may be collected.
+    pub stable: Timestamp,
 }
 
 /// Update propagation latency (arrival at this node minus the write's
@@ -192,6 +196,7 @@ mod tests {
                 wall_ms: ms,
                 logical: 0,
             },
+            stable: Timestamp::ZERO,
         };
         assert!(s.insert(at(2), Instant::ZERO));
         assert!(!s.insert(at(1), Instant::ZERO));
