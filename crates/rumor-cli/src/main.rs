@@ -4,6 +4,12 @@
 
 mod sim_cmd;
 
+/// The simulator allocates and frees a small buffer for nearly every packet
+/// of thousands of nodes; mimalloc does that markedly faster than the
+/// system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -403,7 +403,7 @@ impl Dissemination {
                 continue;
             };
             let encoded = std::sync::Arc::clone(&held.encoded);
-            let is_write = matches!(held.rumor.body, RumorBody::Write { .. });
+            let is_write = held.is_write;
             let len = encoded.len() + 3;
             let stream = len > room;
             let pending = if stream || used + len > room { 0 } else { used };
@@ -473,7 +473,7 @@ impl Dissemination {
             let encoded = &held.encoded;
             if packet.push_encoded(encoded) {
                 sent += 1;
-                if matches!(held.rumor.body, RumorBody::Write { .. }) {
+                if held.is_write {
                     write_bytes += encoded.len() as u64;
                 }
                 Offer::Taken

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use std::sync::Arc;
 
-use super::rumor::{Rumor, RumorId};
+use super::rumor::{Priority, Rumor, RumorBody, RumorId};
 use crate::fast_map::FastMap;
 use crate::time::Instant;
 use crate::wire::Message;
@@ -14,10 +14,13 @@ use crate::wire::frame::encode_message;
 /// A rumor held by this node.
 #[derive(Clone, Debug)]
 pub struct Held {
-    /// The rumor.
-    pub rumor: Rumor,
-    /// The message that forwards it (one more hop), encoded once.
+    /// The message that forwards it (one more hop), encoded once; the
+    /// decoded rumor is not kept, which halves the store's memory.
     pub encoded: Arc<[u8]>,
+    /// Its priority.
+    pub priority: Priority,
+    /// Whether it carries a key write (rather than a user event).
+    pub is_write: bool,
     /// Still being spread.
     pub hot: bool,
     /// Contacts counted towards the termination rule.
@@ -87,7 +90,8 @@ impl RumorStore {
             id,
             Held {
                 encoded: forwarding(&rumor),
-                rumor,
+                priority: rumor.priority,
+                is_write: matches!(rumor.body, RumorBody::Write { .. }),
                 hot: true,
                 count: 0,
                 arrived: now,
@@ -159,7 +163,7 @@ impl RumorStore {
         ids.sort_by_key(|id| {
             let h = &self.held[id];
             (
-                core::cmp::Reverse(h.rumor.priority),
+                core::cmp::Reverse(h.priority),
                 core::cmp::Reverse(h.arrived),
                 *id,
             )

@@ -82,7 +82,9 @@ impl AntiEntropy {
 
     /// A summary arrived: keep and relay it if it is news about a member.
     pub(crate) fn handle_summary(&mut self, s: StateSummary, table: &MemberTable, now: Instant) {
-        if table.by_name(&s.node).is_none() {
+        // Most summaries arrive several times: drop repeats before the
+        // member lookup.
+        if !self.summaries.is_newer(&s) || table.by_name(&s.node).is_none() {
             return;
         }
         let hash = s.node.stable_hash();

@@ -120,6 +120,14 @@ pub struct Summaries {
 }
 
 impl Summaries {
+    /// Whether `s` is newer than the summary held for its node.
+    pub fn is_newer(&self, s: &StateSummary) -> bool {
+        match self.by_node.get(&s.node.stable_hash()) {
+            Some((old, _)) => old.node != s.node || old.issued < s.issued,
+            None => true,
+        }
+    }
+
     /// Record a summary; true if it is newer than what was held for its node.
     pub fn insert(&mut self, s: StateSummary, now: Instant) -> bool {
         let key = s.node.stable_hash();
