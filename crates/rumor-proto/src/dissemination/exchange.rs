@@ -34,6 +34,9 @@ use crate::wire::{Message, PacketBuilder, RumorDigest, RumorFeedback};
 /// default 200 ms interval).
 const ANTI_ENTROPY_ROUNDS: u64 = 5;
 
+/// Most held rumors looked at to answer one anti-entropy digest.
+const MAX_ANTI_ENTROPY_SCAN: usize = 1024;
+
 /// Most rumors sent in answer to one digest.
 const MAX_PULL_ANSWER: usize = 64;
 
@@ -238,10 +241,19 @@ impl Dissemination {
             }
         }
         if digest.pull && self.config.anti_entropy {
+            // A digest names the sender's youngest rumors only: look as far
+            // back as about twice its length (what the sender can have
+            // listed), not through every rumor held, which would cost each
+            // digest O(held) and answer with rumors the sender has but
+            // did not list.
+            let window = (2 * theirs.len() + MAX_PULL_ANSWER).min(MAX_ANTI_ENTROPY_SCAN);
+            let hot: HashSet<RumorId> = missing.iter().copied().collect();
             let cold: Vec<RumorId> = self
                 .store
                 .ids_youngest_first()
-                .filter(|id| !theirs.contains(id) && !missing.contains(id))
+                .take(window)
+                .filter(|id| !theirs.contains(id) && !hot.contains(id))
+                .take(MAX_PULL_ANSWER)
                 .collect();
             missing.extend(cold);
         }

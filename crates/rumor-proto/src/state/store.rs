@@ -162,8 +162,11 @@ pub struct StoreSnapshot {
 pub struct KvStore {
     replica: ReplicaId,
     config: StateConfig,
-    /// Entries by key hash (several keys in the rare case of a collision).
-    slots: FastMap<u64, Vec<(Key, Stored)>>,
+    /// Entries by key hash.
+    slots: FastMap<u64, (Key, Stored)>,
+    /// Entries whose key hash another key already holds in `slots` (two
+    /// keys colliding in 64 bits: practically never).
+    collisions: Vec<(u64, Key, Stored)>,
     index: MerkleIndex,
     hlc: Hlc,
     keys: usize,
@@ -200,6 +203,7 @@ impl KvStore {
             replica,
             config,
             slots: FastMap::default(),
+            collisions: Vec::new(),
             index: MerkleIndex::new(),
             hlc: Hlc::new(drift),
             keys: 0,
@@ -298,25 +302,77 @@ impl KvStore {
 
     /// The entry for `key`, tombstones included.
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.slots
-            .get(&key_hash(key))?
+        self.find(key_hash(key), key).map(|s| &s.entry)
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<&Stored> {
+        match self.slots.get(&hash) {
+            Some((k, s)) if k == key => Some(s),
+            Some(_) => self
+                .collisions
+                .iter()
+                .find(|(h, k, _)| *h == hash && k == key)
+                .map(|(_, _, s)| s),
+            None => None,
+        }
+    }
+
+    fn find_mut(&mut self, hash: u64, key: &str) -> Option<&mut Stored> {
+        match self.slots.get_mut(&hash) {
+            Some((k, s)) if k == key => Some(s),
+            Some(_) => self
+                .collisions
+                .iter_mut()
+                .find(|(h, k, _)| *h == hash && k == key)
+                .map(|(_, _, s)| s),
+            None => None,
+        }
+    }
+
+    fn insert_new(&mut self, hash: u64, key: &str, stored: Stored) {
+        if self.slots.contains_key(&hash) {
+            self.collisions.push((hash, Key::from(key), stored));
+        } else {
+            self.slots.insert(hash, (Key::from(key), stored));
+        }
+    }
+
+    fn remove(&mut self, hash: u64, key: &str) -> Option<Stored> {
+        if let Some(i) = self
+            .collisions
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, s)| &s.entry)
+            .position(|(h, k, _)| *h == hash && k == key)
+        {
+            return Some(self.collisions.swap_remove(i).2);
+        }
+        match self.slots.get(&hash) {
+            Some((k, _)) if k == key => {}
+            _ => return None,
+        }
+        let (_, s) = self.slots.remove(&hash)?;
+        // Move a colliding entry into the freed slot.
+        if let Some(i) = self.collisions.iter().position(|(h, _, _)| *h == hash) {
+            let (_, k, c) = self.collisions.swap_remove(i);
+            self.slots.insert(hash, (k, c));
+        }
+        Some(s)
     }
 
     /// The entries whose key hashes to `hash`.
     pub fn by_hash(&self, hash: u64) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.slots
-            .get(&hash)
-            .into_iter()
-            .flatten()
-            .map(|(k, s)| (k, &s.entry))
+        let first = self.slots.get(&hash).map(|(k, s)| (k, &s.entry));
+        let more = self
+            .collisions
+            .iter()
+            .filter(move |(h, _, _)| *h == hash)
+            .map(|(_, k, s)| (k, &s.entry));
+        first.into_iter().chain(more)
     }
 
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.slots.values().flatten().map(|(k, s)| (k, &s.entry))
+        let main = self.slots.values().map(|(k, s)| (k, &s.entry));
+        main.chain(self.collisions.iter().map(|(_, k, s)| (k, &s.entry)))
     }
 
     /// Live (not deleted) keys starting with `prefix`, sorted.
@@ -441,17 +497,13 @@ impl KvStore {
             }
             Err(_) => hash,
         };
-        let slot = self.slots.entry(hash).or_default();
-        let pos = slot.iter().position(|(k, _)| k == key);
-        let old_bytes = pos.map_or(0, |i| slot[i].1.bytes);
-        let grows_keys = pos.is_none();
+        let old_bytes = self.find(hash, key).map(|s| s.bytes);
+        let grows_keys = old_bytes.is_none();
+        let old_bytes = old_bytes.unwrap_or(0);
         let full_keys = grows_keys && self.keys >= self.config.max_keys;
         let full_bytes =
             self.bytes - old_bytes + new_bytes > self.config.max_bytes && new_bytes > old_bytes;
         if full_keys || full_bytes {
-            if slot.is_empty() {
-                self.slots.remove(&hash);
-            }
             let _ = local;
             return Err(KvError::Full {
                 keys: self.keys,
@@ -468,9 +520,9 @@ impl KvStore {
             digest,
             bytes: new_bytes,
         };
-        match pos {
-            Some(i) => {
-                let old = core::mem::replace(&mut slot[i].1, stored);
+        match self.find_mut(hash, key) {
+            Some(slot) => {
+                let old = core::mem::replace(slot, stored);
                 self.index.sub(hash, old.digest);
                 if old.entry.is_tombstone() {
                     self.tombstones -= 1;
@@ -478,7 +530,7 @@ impl KvStore {
                 }
             }
             None => {
-                slot.push((Key::from(key), stored));
+                self.insert_new(hash, key, stored);
                 self.keys += 1;
             }
         }
@@ -517,16 +569,9 @@ impl KvStore {
             }
         }
         for (hash, key) in &collected {
-            let Some(slot) = self.slots.get_mut(hash) else {
+            let Some(s) = self.remove(*hash, key) else {
                 continue;
             };
-            let Some(i) = slot.iter().position(|(k, _)| k == key) else {
-                continue;
-            };
-            let (_, s) = slot.swap_remove(i);
-            if slot.is_empty() {
-                self.slots.remove(hash);
-            }
             self.index.sub(*hash, s.digest);
             self.keys -= 1;
             self.tombstones -= 1;
@@ -647,5 +692,41 @@ mod tests {
             Merged::Refused(Refusal::Collected)
         );
         assert!(a.get("k").is_none());
+    }
+}
+
+#[cfg(test)]
+mod collision_tests {
+    use super::*;
+
+    #[test]
+    fn keys_sharing_a_hash_are_kept_apart() {
+        let mut kv = KvStore::new(ReplicaId(1), StateConfig::default());
+        let put = |v: &[u8]| Op::Put {
+            value: v.to_vec(),
+            context: None,
+            kind: None,
+        };
+        kv.write("a", put(b"1"), 1).unwrap();
+        // Force a collision: store "b" under "a"'s hash.
+        let entry = kv.get("a").unwrap().clone();
+        let h = key_hash("a");
+        kv.insert_new(
+            h,
+            "b",
+            Stored {
+                entry,
+                digest: 7,
+                bytes: 2,
+            },
+        );
+        assert_eq!(kv.by_hash(h).count(), 2);
+        assert!(kv.find(h, "b").is_some() && kv.find(h, "a").is_some());
+        assert!(kv.remove(h, "a").is_some());
+        assert!(
+            kv.find(h, "b").is_some(),
+            "the colliding key moved into the slot"
+        );
+        assert!(kv.collisions.is_empty());
     }
 }
