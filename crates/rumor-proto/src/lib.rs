@@ -1,8 +1,9 @@
 //! # rumor-proto
 //!
 //! The sans-io protocol core of rumor: SWIM membership with the Lifeguard
-//! refinements, epidemic dissemination of membership updates, and the wire
-//! format. It never touches sockets, threads, the clock or OS randomness:
+//! refinements, epidemic dissemination of membership updates, user events
+//! and key writes, the replicated key-value store ([`state`]), its Merkle
+//! anti-entropy and convergence monitoring ([`sync`]), and the wire format. It never touches sockets, threads, the clock or OS randomness:
 //! time comes in as an argument, randomness from a seed the caller gives, and
 //! everything the node wants done comes out of [`Node::poll_transmit`],
 //! [`Node::poll_event`] and [`Node::poll_timeout`].
