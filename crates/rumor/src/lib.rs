@@ -1,0 +1,208 @@
+//! # rumor
+//!
+//! The tokio runtime of rumor: it drives one [`rumor_proto::Node`] over real
+//! sockets. UDP carries probes and gossip; TCP carries stream frames
+//! (full-state push-pull, anti-entropy, values too large for a datagram,
+//! and the fallback probe).
+//!
+//! One task owns the node; sockets and the application reach it through
+//! channels, so there is no lock around the core. Time is the task's
+//! monotonic clock, and wall-clock time feeds the hybrid logical clock.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rumor::{Cluster, RuntimeConfig};
+//! use rumor_proto::state::Op;
+//!
+//! let node = Cluster::start(RuntimeConfig::new("node-a".parse()?, "127.0.0.1:7946".parse()?)).await?;
+//! node.join(vec!["127.0.0.1:7947".parse()?]).await?;
+//! node.write("greeting", Op::Put { value: b"hello".to_vec(), context: None, kind: None }).await?;
+//! println!("{} members", node.members().await?.len());
+//! # Ok(()) }
+//! ```
+//!
+//! Stream frames travel on one TCP connection each. A connection opens with
+//! the sender's advertised address (two bytes of length, then the address as
+//! text), so that the receiver attributes the frame to the node that will
+//! hear the answer, then carries the frame (four bytes of length, then the
+//! frame).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod driver;
+mod stream;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumor_proto::state::{Entry, Op, Written};
+use rumor_proto::sync::Convergence;
+use rumor_proto::{Config, Event, Member, NodeError, NodeName, Priority};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The node's unique name.
+    pub name: NodeName,
+    /// Address to bind UDP and TCP to (port 0: any free port).
+    pub bind: SocketAddr,
+    /// Address others reach this node at (default: the bound address).
+    pub advertise: Option<SocketAddr>,
+    /// Protocol settings.
+    pub protocol: Config,
+    /// Seed of the node's random choices (default: drawn from the OS).
+    pub seed: Option<u64>,
+}
+
+impl RuntimeConfig {
+    /// A node called `name` bound to `bind`, on the `lan` profile.
+    pub fn new(name: NodeName, bind: SocketAddr) -> Self {
+        RuntimeConfig {
+            name,
+            bind,
+            advertise: None,
+            protocol: Config::lan(),
+            seed: None,
+        }
+    }
+}
+
+/// A node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be bound.
+    #[error("cannot bind {what} to {addr}: {source}; is another process using the port?")]
+    Bind {
+        /// UDP or TCP.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The protocol refused the configuration.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// A request to a running node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// The protocol refused the request.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+/// What the application asks of the driver task.
+pub(crate) enum Request {
+    Join(Vec<SocketAddr>, Reply<Result<(), NodeError>>),
+    Leave(Reply<()>),
+    Members(Reply<Vec<Member>>),
+    Write(String, Op, Reply<Result<Written, NodeError>>),
+    Get(String, Reply<Option<Entry>>),
+    Broadcast(String, Vec<u8>, Priority, Reply<Result<(), NodeError>>),
+    Convergence(Reply<Convergence>),
+    Shutdown(Reply<()>),
+}
+
+/// Starts nodes.
+#[derive(Debug)]
+pub struct Cluster;
+
+impl Cluster {
+    /// Bind the sockets and start a node; it is alone until it joins.
+    pub async fn start(config: RuntimeConfig) -> Result<Handle, StartError> {
+        driver::start(config).await
+    }
+}
+
+/// A running node. Cheap to clone; every clone talks to the same node.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<Event>,
+    addr: SocketAddr,
+}
+
+impl Handle {
+    /// The address the node advertises.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Join a cluster through these seed addresses.
+    pub async fn join(&self, seeds: Vec<SocketAddr>) -> Result<(), Error> {
+        Ok(self.ask(|r| Request::Join(seeds, r)).await??)
+    }
+
+    /// Leave the cluster gracefully (the node keeps running until shut down).
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.ask(Request::Leave).await
+    }
+
+    /// Every member the node knows, itself included.
+    pub async fn members(&self) -> Result<Vec<Member>, Error> {
+        self.ask(Request::Members).await
+    }
+
+    /// Write to the replicated store; acknowledged once applied here.
+    pub async fn write(&self, key: &str, op: Op) -> Result<Written, Error> {
+        Ok(self
+            .ask(|r| Request::Write(key.to_string(), op, r))
+            .await??)
+    }
+
+    /// The state of `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Entry>, Error> {
+        self.ask(|r| Request::Get(key.to_string(), r)).await
+    }
+
+    /// Broadcast a user event to every live node.
+    pub async fn broadcast(
+        &self,
+        name: &str,
+        payload: Vec<u8>,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        Ok(self
+            .ask(|r| Request::Broadcast(name.to_string(), payload, priority, r))
+            .await??)
+    }
+
+    /// How far the cluster is from agreement, as this node sees it.
+    pub async fn convergence(&self) -> Result<Convergence, Error> {
+        self.ask(Request::Convergence).await
+    }
+
+    /// Every event the node emits from now on (membership changes, user
+    /// events, key changes). A subscriber that falls behind loses the
+    /// oldest events and is told how many.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Stop the node (without announcing a leave: call [`Handle::leave`]
+    /// first and give it a few gossip intervals).
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.ask(Request::Shutdown).await
+    }
+}
+
+/// Longest wait for a TCP connection to open or a frame to be written.
+pub(crate) const STREAM_TIMEOUT: Duration = Duration::from_secs(5);
