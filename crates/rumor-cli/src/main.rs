@@ -1,7 +1,8 @@
 //! `rumor`: the gossip agent, its command-line client and the simulator
-//! front-end. Only `rumor sim membership` and `rumor sim broadcast` exist so
-//! far; `agent`, `members` and the other subcommands will sit beside `sim`.
+//! front-end: `rumor agent` runs a node, `rumor sim ...` runs simulations;
+//! `members`, `kv` and the other client subcommands will sit beside them.
 
+mod agent_cmd;
 mod sim_cmd;
 
 /// The simulator allocates and frees a small buffer for nearly every packet
@@ -25,6 +26,9 @@ struct Cli {
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 enum TopCommand {
+    /// Run a rumor node on this machine until interrupted (SIGINT or
+    /// SIGTERM make it leave the cluster gracefully).
+    Agent(agent_cmd::AgentArgs),
     /// Run deterministic simulations of many nodes in virtual time.
     Sim(sim_cmd::SimArgs),
 }
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         TopCommand::Sim(args) => sim_cmd::run(args),
+        TopCommand::Agent(args) => agent_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
