@@ -146,3 +146,18 @@ fn a_partition_with_concurrent_writes_on_both_sides_heals_with_no_lost_write() {
     );
     assert!(r.anti_entropy_bytes > 0, "{r:?}");
 }
+
+#[test]
+fn a_value_larger_than_a_datagram_travels_on_the_stream_path() {
+    let mut sim = cluster(4);
+    let big = vec![0x5Au8; 100 * 1024];
+    sim.write(2, "big", put(&big)).unwrap().unwrap();
+    run_until_converged(&mut sim, Duration::from_secs(20));
+    for i in 0..4 {
+        assert_eq!(
+            values(sim.node(i).get("big").unwrap()),
+            vec![big.clone()],
+            "node {i}"
+        );
+    }
+}
