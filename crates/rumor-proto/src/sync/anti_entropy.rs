@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use rand::seq::IndexedRandom;
 
-use super::convergence::{StateSummary, Summaries};
+use super::convergence::{StateSummary, Summaries, name_key};
 use crate::dissemination::queue::{Offer, TransmitQueue};
 use crate::fast_map::FastMap;
 use crate::membership::member::NodeName;
@@ -75,7 +75,7 @@ impl AntiEntropy {
             issued,
             stable: self.stable,
         };
-        let hash = node.stable_hash();
+        let hash = name_key(node);
         self.summaries.insert(s, now);
         self.queue.push(hash);
     }
@@ -87,7 +87,7 @@ impl AntiEntropy {
         if !self.summaries.is_newer(&s) || table.by_name(&s.node).is_none() {
             return;
         }
-        let hash = s.node.stable_hash();
+        let hash = name_key(&s.node);
         if self.summaries.insert(s, now) {
             self.queue.push(hash);
         }

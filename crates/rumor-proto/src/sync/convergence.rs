@@ -10,6 +10,14 @@ use crate::membership::member::NodeName;
 use crate::state::Timestamp;
 use crate::time::Instant;
 
+/// The key of a node's summary in this node's maps and queue: a fast hash of
+/// its name (local only, never sent; names are compared on every lookup, so
+/// a collision costs a summary, not a wrong answer).
+pub(crate) fn name_key(name: &NodeName) -> u64 {
+    use core::hash::BuildHasher;
+    crate::fast_map::FixedHasher::default().hash_one(name)
+}
+
 /// One node's store in a few bytes, gossiped to everyone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateSummary {
@@ -122,7 +130,7 @@ pub struct Summaries {
 impl Summaries {
     /// Whether `s` is newer than the summary held for its node.
     pub fn is_newer(&self, s: &StateSummary) -> bool {
-        match self.by_node.get(&s.node.stable_hash()) {
+        match self.by_node.get(&name_key(&s.node)) {
             Some((old, _)) => old.node != s.node || old.issued < s.issued,
             None => true,
         }
@@ -130,7 +138,7 @@ impl Summaries {
 
     /// Record a summary; true if it is newer than what was held for its node.
     pub fn insert(&mut self, s: StateSummary, now: Instant) -> bool {
-        let key = s.node.stable_hash();
+        let key = name_key(&s.node);
         match self.by_node.get(&key) {
             Some((old, _)) if old.node == s.node && old.issued >= s.issued => false,
             _ => {
@@ -143,14 +151,14 @@ impl Summaries {
     /// The last summary heard from `node`.
     pub fn get(&self, node: &NodeName) -> Option<&StateSummary> {
         self.by_node
-            .get(&node.stable_hash())
+            .get(&name_key(node))
             .map(|(s, _)| s)
             .filter(|s| s.node == *node)
     }
 
     /// Forget the summary of a node no longer in the member table.
     pub fn remove(&mut self, node: &NodeName) {
-        self.by_node.remove(&node.stable_hash());
+        self.by_node.remove(&name_key(node));
     }
 
     /// Number of summaries held.
