@@ -515,7 +515,8 @@ impl Node {
                         self.membership.fill_packet(&mut packet, to);
                         let members = self.membership.table().active_count();
                         let limit = summary_transmits(members);
-                        self.anti_entropy.fill_packet(&mut packet, limit);
+                        self.anti_entropy
+                            .fill_packet(&mut packet, limit, self.cx.now);
                         // User events ride along only while the budget has
                         // room for a full packet; membership always goes.
                         if self.cx.budget_allows(self.config.packet_budget) {
@@ -772,8 +773,9 @@ impl Node {
         self.cx.stats.tombstones_collected += collected as u64;
         let issued = self.kv.tick(wall);
         let name = self.membership.local().name.clone();
+        let base = self.config.state.summary_interval;
         self.anti_entropy
-            .announce(&name, &self.kv, self.cx.now, issued, interval);
+            .announce(&name, &self.kv, self.cx.now, issued, interval, base);
         self.anti_entropy.prune(self.membership.table());
     }
 

@@ -21,6 +21,11 @@ use crate::wire::{Message, PacketBuilder, SyncEntries};
 /// that members who joined since hear it.
 const REANNOUNCE_INTERVALS: u32 = 30;
 
+/// A node's own new summary rides on every packet it sends for this many
+/// (unscaled) summary intervals: the relays, which send each summary only
+/// ceil(log10(N + 1)) times, start from every peer it talks to.
+const OWN_SUMMARY_INTERVALS: u32 = 3;
+
 /// Bytes of entries per [`SyncEntries`] frame (several frames when more).
 pub const ENTRIES_FRAME_BYTES: usize = 256 * 1024;
 
@@ -35,6 +40,9 @@ pub struct AntiEntropy {
     pub(crate) stable: crate::state::Timestamp,
     /// The stable time last announced.
     announced_stable: crate::state::Timestamp,
+    /// This node's latest summary, encoded, and until when it rides on
+    /// every packet this node sends.
+    own: Option<(Vec<u8>, Instant)>,
     /// Rounds since the last exchange with a peer whose root was not known
     /// to differ.
     quiet_rounds: u32,
@@ -50,6 +58,7 @@ impl AntiEntropy {
         now: Instant,
         issued: crate::state::Timestamp,
         interval: core::time::Duration,
+        base_interval: core::time::Duration,
     ) {
         let root = kv.root();
         // A node that never announced a summary is taken to hold an empty
@@ -75,9 +84,13 @@ impl AntiEntropy {
             issued,
             stable: self.stable,
         };
-        let hash = name_key(node);
+        let mut encoded = Vec::new();
+        if encode_message(&Message::StateSummary(s.clone()), &mut encoded).is_ok() {
+            self.own = Some((encoded, now + base_interval * OWN_SUMMARY_INTERVALS));
+        }
+        // Others relay it through their queues; this node sends it on every
+        // packet for a while instead (see `fill_packet`).
         self.summaries.insert(s, now);
-        self.queue.push(hash);
     }
 
     /// A summary arrived: keep and relay it if it is news about a member.
@@ -108,8 +121,16 @@ impl AntiEntropy {
         }
     }
 
-    /// Fill the rest of `packet` with queued summaries.
-    pub(crate) fn fill_packet(&mut self, packet: &mut PacketBuilder, limit: u32) {
+    /// Fill the rest of `packet` with this node's fresh summary and queued
+    /// summaries of others.
+    pub(crate) fn fill_packet(&mut self, packet: &mut PacketBuilder, limit: u32, now: Instant) {
+        match &self.own {
+            Some((encoded, until)) if now < *until => {
+                packet.push_encoded(encoded);
+            }
+            Some(_) => self.own = None,
+            None => {}
+        }
         let AntiEntropy {
             queue,
             summaries,
@@ -134,7 +155,7 @@ impl AntiEntropy {
 
     /// Whether summaries wait to be gossiped.
     pub(crate) fn has_queued(&self) -> bool {
-        !self.queue.is_empty()
+        !self.queue.is_empty() || self.own.is_some()
     }
 
     /// The peer to reconcile with: a random live member whose last summary
