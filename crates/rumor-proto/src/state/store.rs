@@ -234,7 +234,7 @@ impl KvStore {
         kv.hlc.observe(snapshot.clock, u64::MAX / 2);
         for (key, entry) in snapshot.entries {
             if check_key(&key, kv.config.max_key_bytes).is_ok() && entry.is_valid() {
-                let _ = kv.store(&key, entry, false);
+                let _ = kv.store(&key, entry);
             }
         }
         kv
@@ -434,7 +434,7 @@ impl KvStore {
                 max,
             });
         }
-        self.store(key, entry.clone(), true)?;
+        self.store(key, entry.clone())?;
         Ok(Written {
             key: Key::from(key),
             entry,
@@ -475,7 +475,7 @@ impl KvStore {
             return Merged::Refused(Refusal::Invalid);
         }
         let newest = remote.dots.iter().map(|d| d.ts).max().unwrap_or(remote.ts);
-        match self.store(key, entry, false) {
+        match self.store(key, entry) {
             Ok(()) => Merged::Changed {
                 age_ms: self.hlc.last().wall_ms.saturating_sub(newest.wall_ms),
             },
@@ -483,9 +483,9 @@ impl KvStore {
         }
     }
 
-    /// Replace the entry of `key` (local writes may exceed nothing; merges
-    /// of new keys are refused when full).
-    fn store(&mut self, key: &str, entry: Entry, local: bool) -> Result<(), KvError> {
+    /// Replace the entry of `key`, updating the index, the counts and the
+    /// tombstone ages; refused (changing nothing) when the store is full.
+    fn store(&mut self, key: &str, entry: Entry) -> Result<(), KvError> {
         let hash = key_hash(key);
         let new_bytes = key.len() + entry.data_len();
         self.scratch.clear();
@@ -504,7 +504,6 @@ impl KvStore {
         let full_bytes =
             self.bytes - old_bytes + new_bytes > self.config.max_bytes && new_bytes > old_bytes;
         if full_keys || full_bytes {
-            let _ = local;
             return Err(KvError::Full {
                 keys: self.keys,
                 bytes: self.bytes,
