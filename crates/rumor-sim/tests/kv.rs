@@ -5,7 +5,7 @@
 
 use core::time::Duration;
 
-use rumor_proto::state::{Entry, Op, Payload};
+use rumor_proto::state::{Entry, Op};
 use rumor_proto::{Config, Instant};
 use rumor_sim::kv_run::kv_converged;
 use rumor_sim::{KvParams, Partition, RestartMode, Sim, SimConfig, run_kv};
@@ -27,16 +27,6 @@ fn put(v: &[u8]) -> Op {
     }
 }
 
-fn values(e: &Entry) -> Vec<Vec<u8>> {
-    e.dots
-        .iter()
-        .filter_map(|d| match &d.payload {
-            Payload::Mv(v) => Some(v.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn run_until_converged(sim: &mut Sim, within: Duration) {
     let deadline = sim.now() + within;
     let at = sim.run_until_condition(deadline, kv_converged);
@@ -54,9 +44,9 @@ fn concurrent_writes_become_siblings_and_a_write_with_their_context_resolves_the
     sim.write(3, "k", put(b"three")).unwrap().unwrap();
     run_until_converged(&mut sim, Duration::from_secs(10));
     let e = sim.node(0).get("k").unwrap().clone();
-    let mut v = values(&e);
+    let mut v = e.values();
     v.sort();
-    assert_eq!(v, vec![b"one".to_vec(), b"three".to_vec()], "seed {SEED}");
+    assert_eq!(v, vec![b"one".as_slice(), b"three"], "seed {SEED}");
     let op = Op::Put {
         value: b"merged".to_vec(),
         context: Some(e.context.clone()),
@@ -66,8 +56,8 @@ fn concurrent_writes_become_siblings_and_a_write_with_their_context_resolves_the
     run_until_converged(&mut sim, Duration::from_secs(10));
     for i in 0..5 {
         assert_eq!(
-            values(sim.node(i).get("k").unwrap()),
-            vec![b"merged".to_vec()]
+            sim.node(i).get("k").unwrap().values(),
+            vec![b"merged".as_slice()]
         );
     }
     assert!(sim.now() > t);
@@ -155,8 +145,8 @@ fn a_value_larger_than_a_datagram_travels_on_the_stream_path() {
     run_until_converged(&mut sim, Duration::from_secs(20));
     for i in 0..4 {
         assert_eq!(
-            values(sim.node(i).get("big").unwrap()),
-            vec![big.clone()],
+            sim.node(i).get("big").unwrap().values(),
+            vec![big.as_slice()],
             "node {i}"
         );
     }

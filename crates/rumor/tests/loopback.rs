@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rumor::{Cluster, Handle, RuntimeConfig};
-use rumor_proto::state::{Op, Payload};
+use rumor_proto::state::Op;
 use rumor_proto::{Config, MemberState};
 
 async fn node(name: &str) -> Handle {
@@ -40,16 +40,6 @@ async fn alive(h: &Handle) -> usize {
         .count()
 }
 
-fn value(e: &rumor_proto::state::Entry) -> Vec<Vec<u8>> {
-    e.dots
-        .iter()
-        .filter_map(|d| match &d.payload {
-            Payload::Mv(v) => Some(v.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_over_loopback_and_a_write_reaches_every_node() {
     let a = node("a").await;
@@ -76,7 +66,7 @@ async fn nodes_join_over_loopback_and_a_write_reaches_every_node() {
         })
         .await;
         let e = h.get("greeting").await.unwrap().unwrap();
-        assert_eq!(value(&e), vec![b"hello".to_vec()]);
+        assert_eq!(e.values(), vec![b"hello".as_slice()]);
     }
     eventually(Duration::from_secs(10), "full agreement", || async {
         a.convergence().await.unwrap().fraction == 1.0

@@ -345,6 +345,18 @@ impl Entry {
         normalize(&mut self.dots);
     }
 
+    /// The values a read of an `mv` or `lww` key shows (every sibling, or
+    /// the one lww value), in dot order.
+    pub fn values(&self) -> Vec<&[u8]> {
+        self.dots
+            .iter()
+            .filter_map(|d| match &d.payload {
+                Payload::Mv(v) | Payload::Lww(Some(v)) => Some(v.as_slice()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The counter's value: Σ increments − Σ decrements over its replicas.
     pub fn counter_value(&self) -> i64 {
         let mut total: i128 = 0;
@@ -415,16 +427,6 @@ mod tests {
         }
     }
 
-    fn values(e: &Entry) -> Vec<&[u8]> {
-        e.dots
-            .iter()
-            .filter_map(|d| match &d.payload {
-                Payload::Mv(v) | Payload::Lww(Some(v)) => Some(v.as_slice()),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
     fn concurrent_puts_become_siblings_and_a_put_with_their_context_resolves_them() {
         let mut a = Entry::default();
@@ -432,12 +434,12 @@ mod tests {
         let mut b = Entry::default();
         b.put(B, ts(2), Kind::Mv, b"y".to_vec(), None);
         assert!(a.merge(&b));
-        assert_eq!(values(&a), vec![b"x".as_slice(), b"y"]);
+        assert_eq!(a.values(), vec![b"x".as_slice(), b"y"]);
         let ctx = a.context.clone();
         let mut c = b.clone();
         c.put(B, ts(3), Kind::Mv, b"z".to_vec(), Some(&ctx));
         a.merge(&c);
-        assert_eq!(values(&a), vec![b"z".as_slice()]);
+        assert_eq!(a.values(), vec![b"z".as_slice()]);
     }
 
     #[test]
@@ -469,7 +471,7 @@ mod tests {
             ctx_y = node.context.clone();
             assert!(node.len() <= 2, "round {i}: {:?}", node.dots);
         }
-        assert_eq!(values(&node), vec![[b'x', 19].as_slice(), &[b'y', 19]]);
+        assert_eq!(node.values(), vec![[b'x', 19].as_slice(), &[b'y', 19]]);
     }
 
     #[test]
@@ -482,7 +484,7 @@ mod tests {
         ab.merge(&b);
         ba.merge(&a);
         assert_eq!(ab, ba);
-        assert_eq!(values(&ab), vec![b"late".as_slice()]);
+        assert_eq!(ab.values(), vec![b"late".as_slice()]);
     }
 
     #[test]
@@ -504,7 +506,7 @@ mod tests {
         stale.merge(&b);
         assert!(stale.is_tombstone(), "the deleted value came back");
         b.merge(&c);
-        assert_eq!(values(&b), vec![b"new".as_slice()]);
+        assert_eq!(b.values(), vec![b"new".as_slice()]);
     }
 
     #[test]
