@@ -1,8 +1,10 @@
 //! `rumor`: the gossip agent, its command-line client and the simulator
-//! front-end: `rumor agent` runs a node, `rumor sim ...` runs simulations;
-//! `members`, `kv` and the other client subcommands will sit beside them.
+//! front-end: `rumor agent` runs a node; `members`, `kv`, `event`, `watch`
+//! and the other client subcommands talk to a running agent's HTTP API;
+//! `rumor sim ...` runs simulations.
 
-mod agent_cmd;
+mod agent;
+mod client;
 mod sim_cmd;
 
 /// The simulator allocates and frees a small buffer for nearly every packet
@@ -15,7 +17,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// rumor: gossip-based cluster membership and dissemination.
+/// rumor: gossip-based cluster membership, dissemination and replicated
+/// state.
 #[derive(Debug, Parser)]
 #[command(name = "rumor", version, about, propagate_version = true)]
 struct Cli {
@@ -28,7 +31,25 @@ struct Cli {
 enum TopCommand {
     /// Run a rumor node on this machine until interrupted (SIGINT or
     /// SIGTERM make it leave the cluster gracefully).
-    Agent(agent_cmd::AgentArgs),
+    Agent(agent::AgentArgs),
+    /// List the members the agent knows.
+    Members(client::cluster::MembersArgs),
+    /// Ask the agent to join a cluster through these addresses.
+    Join(client::cluster::JoinArgs),
+    /// Ask the agent to leave the cluster gracefully and stop.
+    Leave(client::cluster::PlainArgs),
+    /// Read and write the replicated key-value store.
+    #[command(subcommand)]
+    Kv(client::kv::KvCommand),
+    /// Send user events.
+    #[command(subcommand)]
+    Event(client::event::EventCommand),
+    /// Print membership changes, user events or key changes as they happen.
+    Watch(client::event::WatchArgs),
+    /// How far the cluster is from agreement, as the agent sees it.
+    Convergence(client::cluster::PlainArgs),
+    /// What the agent says about itself.
+    Info(client::cluster::PlainArgs),
     /// Run deterministic simulations of many nodes in virtual time.
     Sim(sim_cmd::SimArgs),
 }
@@ -37,7 +58,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         TopCommand::Sim(args) => sim_cmd::run(args),
-        TopCommand::Agent(args) => agent_cmd::run(args),
+        TopCommand::Agent(args) => agent::run(args),
+        TopCommand::Members(args) => client::cluster::members(args),
+        TopCommand::Join(args) => client::cluster::join(args),
+        TopCommand::Leave(args) => client::cluster::leave(args),
+        TopCommand::Kv(command) => client::kv::run(command),
+        TopCommand::Event(command) => client::event::run(command),
+        TopCommand::Watch(args) => client::event::watch(args),
+        TopCommand::Convergence(args) => client::cluster::convergence(args),
+        TopCommand::Info(args) => client::cluster::info(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,89 +1,12 @@
 //! `rumor agent` as real processes on loopback: a second agent joins the
 //! first, both log the join, and SIGTERM makes one leave gracefully.
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-struct Agent {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
+use std::process::Command;
+use std::time::Duration;
 
-impl Agent {
-    fn start(name: &str, port: u16, join: Option<u16>) -> Agent {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumor"));
-        cmd.args(["agent", "--node", name, "--profile", "local"])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(j) = join {
-            cmd.args(["--join", &format!("127.0.0.1:{j}")]);
-        }
-        let mut child = cmd.spawn().expect("the rumor binary runs");
-        let (tx, lines) = mpsc::channel();
-        for out in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Agent { child, lines }
-    }
-
-    /// Wait for a line containing every one of `words`.
-    fn expect(&self, words: &[&str], within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if words.iter().all(|w| line.contains(w)) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "no line with {words:?} within {within:?}; output was:\n{}",
-            seen.join("\n")
-        );
-    }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // Bind UDP to port 0 and release it; the agent binds UDP and TCP there.
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
+use common::{Agent, free_port};
 
 #[test]
 fn two_agents_join_and_one_leaves_gracefully_on_sigterm() {

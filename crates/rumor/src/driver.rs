@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rumor_proto::{Channel, Command, Identity, Instant, Node};
+use rumor_proto::{Channel, Command, Identity, Instant, MemberState, Node};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::{Handle, Request, RuntimeConfig, StartError, stream};
+use crate::{Handle, MemberCounts, NodeInfo, Request, RuntimeConfig, StartError, stream};
 
 /// Events kept for slow subscribers.
 const EVENT_BUFFER: usize = 4096;
@@ -37,16 +37,14 @@ pub(crate) async fn start(config: RuntimeConfig) -> Result<Handle, StartError> {
     let advertise = config.advertise.unwrap_or(bound);
     let epoch = tokio::time::Instant::now();
     let seed = config.seed.unwrap_or_else(rand::random);
-    let mut node = Node::new(
-        config.protocol.clone(),
-        Identity::new(config.name.clone(), advertise),
-        seed,
-        Instant::ZERO,
-    )?;
+    let mut identity = Identity::new(config.name.clone(), advertise);
+    identity.tags = config.tags.clone();
+    let mut node = Node::new(config.protocol.clone(), identity, seed, Instant::ZERO)?;
     node.set_wall_clock(Instant::ZERO, unix_ms());
     let (requests, requests_rx) = mpsc::channel(256);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (frames_tx, frames_rx) = mpsc::channel(1024);
+    let (running_tx, running) = watch::channel(());
     tokio::spawn(stream::accept(
         tcp,
         config.protocol.max_stream_frame,
@@ -59,12 +57,15 @@ pub(crate) async fn start(config: RuntimeConfig) -> Result<Handle, StartError> {
         advertise,
         epoch,
         events: events.clone(),
+        _running: running_tx,
     };
     tokio::spawn(driver.run(requests_rx, frames_rx));
     Ok(Handle {
         requests,
         events,
         addr: advertise,
+        protocol: Arc::new(config.protocol),
+        running,
     })
 }
 
@@ -80,6 +81,8 @@ struct Driver {
     advertise: SocketAddr,
     epoch: tokio::time::Instant,
     events: broadcast::Sender<rumor_proto::Event>,
+    /// Dropped with the driver, which tells [`Handle::stopped`].
+    _running: watch::Sender<()>,
 }
 
 impl Driver {
@@ -154,6 +157,20 @@ impl Driver {
             Request::Get(key, reply) => {
                 let _ = reply.send(self.node.get(&key).cloned());
             }
+            Request::List(prefix, reply) => {
+                let keys = self.node.kv().keys_with_prefix(&prefix);
+                let _ = reply.send(
+                    keys.into_iter()
+                        .map(|(k, e)| (k.to_string(), e.clone()))
+                        .collect(),
+                );
+            }
+            Request::SetTags(tags, reply) => {
+                let _ = reply.send(self.node.handle_command(now, Command::SetTags(tags)));
+            }
+            Request::Info(reply) => {
+                let _ = reply.send(self.info());
+            }
             Request::Broadcast(name, payload, priority, reply) => {
                 let command = Command::Broadcast {
                     name,
@@ -168,6 +185,33 @@ impl Driver {
             Request::Shutdown(reply) => {
                 let _ = reply.send(());
             }
+        }
+    }
+
+    fn info(&self) -> NodeInfo {
+        let local = self.node.local();
+        let mut members = MemberCounts::default();
+        for m in self.node.members() {
+            match m.state {
+                MemberState::Alive => members.alive += 1,
+                MemberState::Suspect => members.suspect += 1,
+                MemberState::Dead => members.dead += 1,
+                MemberState::Left => members.left += 1,
+            }
+        }
+        let kv = self.node.kv();
+        NodeInfo {
+            name: local.name.clone(),
+            addr: local.addr,
+            incarnation: local.incarnation,
+            tags: local.tags().clone(),
+            health_score: self.node.health_score(),
+            members,
+            keys: kv.len() as u64,
+            tombstones: kv.tombstones() as u64,
+            kv_bytes: kv.bytes() as u64,
+            queued_broadcasts: self.node.queued_broadcasts(),
+            stats: self.node.stats().clone(),
         }
     }
 

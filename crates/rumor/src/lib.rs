@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod driver;
+pub mod http;
 mod stream;
 
 use std::net::SocketAddr;
@@ -38,8 +39,8 @@ use std::time::Duration;
 
 use rumor_proto::state::{Entry, Op, Written};
 use rumor_proto::sync::Convergence;
-use rumor_proto::{Config, Event, Member, NodeError, NodeName, Priority};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use rumor_proto::{Config, Event, Incarnation, Member, NodeError, NodeName, Priority, Stats, Tags};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// How to start a node.
 #[derive(Clone, Debug)]
@@ -54,6 +55,8 @@ pub struct RuntimeConfig {
     pub protocol: Config,
     /// Seed of the node's random choices (default: drawn from the OS).
     pub seed: Option<u64>,
+    /// Tags the node publishes about itself (role, zone, version...).
+    pub tags: Tags,
 }
 
 impl RuntimeConfig {
@@ -65,6 +68,7 @@ impl RuntimeConfig {
             advertise: None,
             protocol: Config::lan(),
             seed: None,
+            tags: Tags::new(),
         }
     }
 }
@@ -107,9 +111,53 @@ pub(crate) enum Request {
     Members(Reply<Vec<Member>>),
     Write(String, Op, Reply<Result<Written, NodeError>>),
     Get(String, Reply<Option<Entry>>),
+    List(String, Reply<Vec<(String, Entry)>>),
+    SetTags(Tags, Reply<Result<(), NodeError>>),
+    Info(Reply<NodeInfo>),
     Broadcast(String, Vec<u8>, Priority, Reply<Result<(), NodeError>>),
     Convergence(Reply<Convergence>),
     Shutdown(Reply<()>),
+}
+
+/// What a node says about itself, from [`Handle::info`].
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// The node's name.
+    pub name: NodeName,
+    /// The address it advertises.
+    pub addr: SocketAddr,
+    /// Its current incarnation.
+    pub incarnation: Incarnation,
+    /// Its tags.
+    pub tags: Tags,
+    /// Lifeguard local health: 0 is healthy; higher means this node has
+    /// reason to doubt its own timeliness and slows its failure detector.
+    pub health_score: u32,
+    /// Members by state, this node included: alive, suspect, dead, left.
+    pub members: MemberCounts,
+    /// Keys held, tombstones included.
+    pub keys: u64,
+    /// Tombstones held.
+    pub tombstones: u64,
+    /// Bytes of keys and values held.
+    pub kv_bytes: u64,
+    /// Rumors waiting to be spread (user events and key writes).
+    pub queued_broadcasts: usize,
+    /// Traffic and protocol counters since start.
+    pub stats: Stats,
+}
+
+/// Members by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    /// Alive members.
+    pub alive: usize,
+    /// Suspected members.
+    pub suspect: usize,
+    /// Members declared failed (not yet reaped).
+    pub dead: usize,
+    /// Members that left (not yet reaped).
+    pub left: usize,
 }
 
 /// Starts nodes.
@@ -129,12 +177,26 @@ pub struct Handle {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<Event>,
     addr: SocketAddr,
+    protocol: std::sync::Arc<Config>,
+    /// Closed when the driver task ends.
+    running: watch::Receiver<()>,
 }
 
 impl Handle {
     /// The address the node advertises.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The protocol settings the node runs with.
+    pub fn protocol(&self) -> &Config {
+        &self.protocol
+    }
+
+    /// Completes once the node has stopped.
+    pub async fn stopped(&self) {
+        let mut running = self.running.clone();
+        while running.changed().await.is_ok() {}
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
@@ -171,6 +233,22 @@ impl Handle {
     /// The state of `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Entry>, Error> {
         self.ask(|r| Request::Get(key.to_string(), r)).await
+    }
+
+    /// Every key whose name starts with `prefix`, with its state, in key
+    /// order; deleted keys are left out.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, Error> {
+        self.ask(|r| Request::List(prefix.to_string(), r)).await
+    }
+
+    /// Replace this node's tags and announce them to the cluster.
+    pub async fn set_tags(&self, tags: Tags) -> Result<(), Error> {
+        Ok(self.ask(|r| Request::SetTags(tags, r)).await??)
+    }
+
+    /// What the node says about itself: identity, health, counters.
+    pub async fn info(&self) -> Result<NodeInfo, Error> {
+        self.ask(Request::Info).await
     }
 
     /// Broadcast a user event to every live node.

@@ -1,0 +1,280 @@
+//! The client subcommands against real agent processes on loopback: every
+//! command of the HTTP API, the errors an operator meets, the bearer token,
+//! and event handler scripts.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Agent, cli, eventually, free_port};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Two agents that see each other alive.
+fn pair() -> (Agent, Agent) {
+    let a = Agent::start("cli-a", free_port(), None);
+    a.expect(&["HTTP API listening"], WAIT);
+    let b = Agent::start("cli-b", free_port(), Some(a.port));
+    b.expect(&["HTTP API listening"], WAIT);
+    for n in [&a, &b] {
+        eventually(WAIT, "both members alive", || {
+            let m = n.json(&["members", "--status", "alive"]);
+            m.as_array().is_some_and(|m| m.len() == 2)
+        });
+    }
+    (a, b)
+}
+
+fn values(key: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = key["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["value"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn kv_commands_write_read_resolve_siblings_and_delete_across_agents() {
+    let (a, b) = pair();
+    let members = a.ok(&["members"]);
+    assert!(
+        members.starts_with("NAME"),
+        "a table with a header: {members}"
+    );
+    assert!(
+        members.contains("cli-b") && members.contains("alive"),
+        "{members}"
+    );
+
+    a.ok(&["kv", "put", "config/db", "postgres://a"]);
+    eventually(WAIT, "the value reaches b", || {
+        let out = b.cli(&["kv", "get", "config/db", "--json"]);
+        out.status.success()
+            && values(&serde_json::from_slice(&out.stdout).unwrap()) == ["postgres://a"]
+    });
+
+    // Concurrent writes while the two cannot have seen each other's: both
+    // write with the context of the same read, so neither supersedes the
+    // other and both survive as siblings.
+    let read = a.json(&["kv", "get", "config/db"]);
+    let ctx = read["context"].as_str().unwrap().to_string();
+    a.ok(&["kv", "put", "config/db", "one", "--context", &ctx]);
+    b.ok(&["kv", "put", "config/db", "two", "--context", &ctx]);
+    eventually(WAIT, "both siblings on both agents", || {
+        [&a, &b]
+            .iter()
+            .all(|n| values(&n.json(&["kv", "get", "config/db"])) == ["one", "two"])
+    });
+    let shown = a.ok(&["kv", "get", "config/db"]);
+    assert!(
+        shown.contains("2 siblings") && shown.contains("--context"),
+        "{shown}"
+    );
+
+    // A write with the context of the read that showed both resolves them.
+    let both = b.json(&["kv", "get", "config/db"]);
+    let ctx = both["context"].as_str().unwrap().to_string();
+    b.ok(&["kv", "put", "config/db", "merged", "--context", &ctx]);
+    eventually(WAIT, "the resolution reaches a", || {
+        values(&a.json(&["kv", "get", "config/db"])) == ["merged"]
+    });
+
+    // Counters and sets.
+    a.ok(&["kv", "incr", "hits", "--by", "5"]);
+    b.ok(&["kv", "decr", "hits"]);
+    a.ok(&["kv", "set-add", "colors", "red"]);
+    b.ok(&["kv", "set-add", "colors", "blue"]);
+    // An observed-remove set removes only what the remover has seen.
+    eventually(WAIT, "b sees red", || {
+        b.ok(&["kv", "get", "colors"]).contains("red")
+    });
+    b.ok(&["kv", "set-remove", "colors", "red"]);
+    eventually(WAIT, "counter and set agree", || {
+        [&a, &b].iter().all(|n| {
+            let hits = n.cli(&["kv", "get", "hits", "--json"]);
+            let colors = n.cli(&["kv", "get", "colors", "--json"]);
+            hits.status.success()
+                && colors.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&hits.stdout).unwrap()["counter"]
+                    == 4
+                && serde_json::from_slice::<serde_json::Value>(&colors.stdout).unwrap()["elements"]
+                    == serde_json::json!([{"value": "blue"}])
+        })
+    });
+    let list = a.ok(&["kv", "list", "--prefix", "co"]);
+    assert!(
+        list.contains("colors") && list.contains("config/db") && !list.contains("hits"),
+        "{list}"
+    );
+
+    // A counter operation on a value key is refused and changes nothing.
+    let wrong = a.cli(&["kv", "incr", "config/db"]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("holds a mv value"));
+    assert_eq!(values(&a.json(&["kv", "get", "config/db"])), ["merged"]);
+
+    a.ok(&["kv", "del", "config/db"]);
+    eventually(WAIT, "the delete reaches b", || {
+        let out = b.cli(&["kv", "get", "config/db"]);
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no key")
+    });
+
+    let bad = a.cli(&["kv", "put", "k", "v", "--context", "not-a-context!"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid causal context"));
+}
+
+#[test]
+fn events_reach_watchers_and_handler_scripts_on_other_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("deploys");
+    let a = Agent::start("ev-a", free_port(), None);
+    a.expect(&["HTTP API listening"], WAIT);
+    let handler = format!(
+        "user:deploy=echo \"$RUMOR_EVENT $RUMOR_USER_EVENT $RUMOR_USER_ORIGIN $(cat)\" >> {}",
+        out.display()
+    );
+    let b = Agent::start_with(
+        "ev-b",
+        free_port(),
+        &[
+            "--join".into(),
+            format!("127.0.0.1:{}", a.port),
+            "--event-handler".into(),
+            handler,
+        ],
+    );
+    b.expect(&["HTTP API listening"], WAIT);
+    eventually(WAIT, "a sees b", || {
+        a.json(&["members", "--status", "alive"])
+            .as_array()
+            .is_some_and(|m| m.len() == 2)
+    });
+
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_rumor"))
+        .args(["watch", "events", "--json"])
+        .env("RUMOR_HTTP_ADDR", format!("127.0.0.1:{}", b.http))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // The watch is subscribed once the agent answers; an event sent before
+    // that would be missed, so send until one line arrives.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = None;
+    for _ in 0..20 {
+        a.ok(&["event", "send", "deploy", "v1.2"]);
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let line = seen.expect("the watch printed the event");
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "event");
+    assert_eq!(event["name"], "deploy");
+    assert_eq!(event["origin"], "ev-a");
+    assert_eq!(event["payload"]["value"], "v1.2");
+
+    eventually(WAIT, "the handler script ran on b", || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s.contains("user deploy ev-a v1.2"))
+    });
+}
+
+#[test]
+fn client_errors_say_what_to_do_and_exit_non_zero() {
+    let port = free_port();
+    let out = cli(&format!("127.0.0.1:{port}"), &["members"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no rumor agent answers") && err.contains("rumor agent"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+
+    // An HTTP API reachable from other machines needs a token.
+    let refused = Command::new(env!("CARGO_BIN_EXE_rumor"))
+        .args([
+            "agent",
+            "--node",
+            "open",
+            "--bind",
+            "127.0.0.1:0",
+            "--http",
+            "0.0.0.0:0",
+        ])
+        .env_remove("RUMOR_HTTP_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("token"), "{err}");
+}
+
+#[test]
+fn a_token_protects_the_http_api() {
+    let a = Agent::start_with(
+        "tok-a",
+        free_port(),
+        &["--http-token".into(), "s3cret".into()],
+    );
+    a.expect(&["HTTP API listening"], WAIT);
+    let http = format!("127.0.0.1:{}", a.http);
+    let without = cli(&http, &["info"], None);
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stderr).contains("401"));
+    let wrong = cli(&http, &["info"], Some("guess"));
+    assert!(!wrong.status.success());
+    let with = cli(&http, &["info", "--json"], Some("s3cret"));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&with.stdout).unwrap();
+    assert_eq!(info["name"], "tok-a");
+}
+
+#[test]
+fn leave_through_the_client_stops_the_agent_gracefully() {
+    let (a, mut b) = pair();
+    b.ok(&["leave"]);
+    a.expect(&["member-leave", "cli-b"], WAIT);
+    let status = b.child.wait().unwrap();
+    assert!(status.success(), "cli-b exited with {status}");
+    let m = a.json(&["members", "--status", "left"]);
+    assert_eq!(m[0]["name"], "cli-b");
+}
+
+#[test]
+fn metrics_are_served_in_the_prometheus_text_format() {
+    use std::io::{Read, Write};
+    let (a, _b) = pair();
+    a.ok(&["kv", "put", "m", "1"]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.http)).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET /v1/metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("# TYPE rumor_members gauge"), "{text}");
+    assert!(text.contains("rumor_members{state=\"alive\"} 2"), "{text}");
+    assert!(text.contains("rumor_kv_writes_total 1"), "{text}");
+}
