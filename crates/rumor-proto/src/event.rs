@@ -25,6 +25,16 @@ pub enum Event {
         /// Whether the change was a write made on this node.
         local: bool,
     },
+    /// A member answered the fallback probe over the stream channel (TCP)
+    /// but not the probe by datagram (UDP): it is up, but datagrams between
+    /// the two are lost, perhaps blocked by a firewall. Failure detection
+    /// still works, more slowly and at more cost.
+    DatagramsFailing {
+        /// The member.
+        name: NodeName,
+        /// Its address.
+        addr: SocketAddr,
+    },
     /// This node's name was announced from another address at a newer
     /// incarnation. Either an earlier run of this node at another address
     /// (harmless: the cluster now learns the new address) or a second node

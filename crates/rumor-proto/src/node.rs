@@ -339,7 +339,7 @@ impl Node {
         match msg {
             Message::Ping(p) => m.handle_ping(cx, from, channel, p),
             Message::IndirectPing(p) => m.handle_indirect_ping(cx, from, p),
-            Message::Ack(a) => m.handle_ack(cx, a),
+            Message::Ack(a) => m.handle_ack(cx, channel, a),
             Message::Nack(n) => m.handle_nack(n),
             Message::Alive(a) => m.apply_alive(cx, a.incarnation, &a.node, a.addr, &a.tags, true),
             Message::Suspect(s) => m.apply_suspect(cx, s.incarnation, &s.node, &s.from, true),

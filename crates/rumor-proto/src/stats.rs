@@ -21,6 +21,10 @@ pub struct Stats {
     pub indirect_probes: u64,
     /// Probes that failed and led this node to suspect the target.
     pub failed_probes: u64,
+    /// Probes answered over the stream channel (TCP) after the datagram
+    /// probe went unanswered: the member is up but UDP between the two
+    /// fails.
+    pub stream_only_acks: u64,
     /// Times this node refuted a suspicion or death about itself.
     pub refutations: u64,
     /// User-event messages sent (each copy counts: the m of Demers et al.).

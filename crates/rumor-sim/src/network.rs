@@ -243,6 +243,17 @@ impl Network {
         Fate::Arrives(now + self.config.latency + jitter)
     }
 
+    /// Change the datagram loss probability from now on.
+    pub fn set_loss(&mut self, loss: f64) -> Result<(), NetworkError> {
+        let config = NetworkConfig {
+            loss,
+            ..self.config.clone()
+        };
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     /// Count a packet dropped because its receiver was not running.
     pub(crate) fn record_unreachable(&mut self) {
         self.stats.unreachable += 1;

@@ -315,6 +315,12 @@ impl Sim {
         );
     }
 
+    /// Change the probability that a datagram is lost, from now on (stream
+    /// frames are never lost at random).
+    pub fn set_datagram_loss(&mut self, loss: f64) -> Result<(), NetworkError> {
+        self.network.set_loss(loss)
+    }
+
     /// Schedule `fault` for `node` at `at` (or now, if `at` is past).
     ///
     /// # Panics

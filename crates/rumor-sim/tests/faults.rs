@@ -189,3 +189,39 @@ fn thawed_node_runs_timers_before_queued_packets() {
         "seed {seed}: {events:?}"
     );
 }
+
+#[test]
+fn members_whose_datagrams_are_all_lost_stay_alive_through_the_stream_fallback_and_are_reported() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let seed = 17;
+    let (mut sim, nodes) = converged_cluster(seed, 3, Config::local());
+    let reports = Rc::new(RefCell::new(0u32));
+    let seen = Rc::clone(&reports);
+    sim.set_event_hook(move |_, _, e| {
+        if matches!(e, Event::DatagramsFailing { .. }) {
+            *seen.borrow_mut() += 1;
+        }
+    });
+    // From now on every datagram is lost; stream frames still arrive.
+    sim.set_datagram_loss(1.0).expect("a valid loss");
+    let t0 = sim.now();
+    sim.run_until(t0 + Duration::from_secs(60));
+    assert!(
+        *reports.borrow() > 0,
+        "seed {seed}: no DatagramsFailing event"
+    );
+    for &i in &nodes {
+        assert!(
+            sim.node(i).stats().stream_only_acks > 0,
+            "seed {seed}: node {i}"
+        );
+        for &j in nodes.iter().filter(|&&j| j != i) {
+            assert_eq!(
+                sim.view(i, j),
+                Some(MemberState::Alive),
+                "seed {seed}: {i}→{j}"
+            );
+        }
+    }
+}

@@ -156,6 +156,10 @@ fn log_event(e: &Event) {
         Event::Refuted { incarnation } => {
             tracing::info!(incarnation, "refuted a suspicion of this node")
         }
+        Event::DatagramsFailing { name, addr } => tracing::warn!(
+            member = %name, %addr,
+            "the member answered a probe over TCP but not over UDP; UDP may be blocked between the two: check firewalls for UDP on the gossip port"
+        ),
         Event::KeyChanged { .. } => {}
     }
 }

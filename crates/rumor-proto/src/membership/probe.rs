@@ -18,6 +18,7 @@ use super::Membership;
 use super::member::{MemberState, NodeName};
 use super::table::{MemberId, MemberTable};
 use crate::context::Context;
+use crate::event::Event;
 use crate::timer::Timer;
 use crate::transmit::Channel;
 use crate::wire::{Ack, IndirectPing, Message, Nack, Ping};
@@ -329,11 +330,22 @@ impl Membership {
     }
 
     /// An ack: our probe succeeded, or a relayed one did.
-    pub(crate) fn handle_ack(&mut self, cx: &mut Context, ack: Ack) {
+    pub(crate) fn handle_ack(&mut self, cx: &mut Context, channel: Channel, ack: Ack) {
         match self.pending.remove(&ack.seq) {
             Some(Pending::Probe { target, name, .. }) => {
                 if self.config.lifeguard {
                     self.awareness.apply(-1);
+                }
+                if channel == Channel::Stream
+                    && let Some(m) = self.table.get(target)
+                {
+                    // Only the fallback probe went out on the stream channel:
+                    // the member is up, but its datagrams did not get through.
+                    cx.stats.stream_only_acks += 1;
+                    cx.emit(Event::DatagramsFailing {
+                        name: name.clone(),
+                        addr: m.addr,
+                    });
                 }
                 self.compare_digest(cx, target, &name, ack.digest);
             }
