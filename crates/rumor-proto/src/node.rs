@@ -38,10 +38,10 @@ use crate::time::Instant;
 use crate::timer::{Timer, Timers};
 use crate::transmit::{Channel, Transmit};
 use crate::wire::frame::{
-    FLAG_SEALED, decode_datagram_body, decode_message, encode_stream_frame,
+    FLAG_SEALED, decode_datagram_body_skipping, decode_message, encode_stream_frame,
     encode_stream_frame_encoded, split_frame,
 };
-use crate::wire::{self, DecodeError, Message, PacketBuilder};
+use crate::wire::{self, DecodeError, Decoded, Message, PacketBuilder};
 
 /// Who a node is.
 #[derive(Clone, Debug, PartialEq)]
@@ -298,9 +298,16 @@ impl Node {
         self.cx.stats.packets_received += 1;
         self.cx.stats.bytes_received += bytes.len() as u64;
         match self.decode(channel, bytes) {
-            Ok(messages) => {
-                for msg in messages {
+            Ok(decoded) => {
+                let mut known = decoded.known_rumors.into_iter().peekable();
+                for (i, msg) in decoded.messages.into_iter().enumerate() {
+                    while let Some((_, id)) = known.next_if(|&(before, _)| before <= i) {
+                        self.dissemination.handle_known_rumor(&mut self.cx, id);
+                    }
                     self.dispatch(from, channel, msg);
+                }
+                for (_, id) in known {
+                    self.dissemination.handle_known_rumor(&mut self.cx, id);
                 }
                 self.dissemination.finish_packet(&mut self.cx, from);
             }
@@ -309,7 +316,9 @@ impl Node {
         self.flush();
     }
 
-    fn decode(&mut self, channel: Channel, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    /// The packet's messages, and the ids of rumors it carried that this
+    /// node already holds (not decoded further).
+    fn decode(&mut self, channel: Channel, bytes: &[u8]) -> Result<Decoded, DecodeError> {
         let max = match channel {
             Channel::Datagram => MAX_DATAGRAM,
             Channel::Stream => self.config.max_stream_frame,
@@ -320,18 +329,21 @@ impl Node {
                 "sealed frame reached the core unopened",
             ));
         }
-        let (messages, unknown) = match channel {
+        let decoded = match channel {
             Channel::Datagram => {
-                let decoded = decode_datagram_body(frame.body)?;
-                (decoded.messages, decoded.unknown)
+                let d = &self.dissemination;
+                decode_datagram_body_skipping(frame.body, |id| d.holds(id))?
             }
-            Channel::Stream => (vec![decode_message(frame.body)?], 0),
+            Channel::Stream => Decoded {
+                messages: vec![decode_message(frame.body)?],
+                ..Decoded::default()
+            },
         };
-        for m in &messages {
+        for m in &decoded.messages {
             wire::validate(m, &self.config)?;
         }
-        self.cx.stats.dropped.unknown_message += unknown as u64;
-        Ok(messages)
+        self.cx.stats.dropped.unknown_message += decoded.unknown as u64;
+        Ok(decoded)
     }
 
     fn dispatch(&mut self, from: SocketAddr, channel: Channel, msg: Message) {

@@ -106,6 +106,11 @@ impl Dissemination {
         self.store.len()
     }
 
+    /// Whether this node holds the rumor `id`.
+    pub fn holds(&self, id: &RumorId) -> bool {
+        self.store.contains(id)
+    }
+
     /// Whether any rumor is waiting for a piggyback (transmit-limit only).
     pub(crate) fn has_queued(&self) -> bool {
         !self.queue.is_empty()
@@ -177,8 +182,7 @@ impl Dissemination {
         rumor: Rumor,
     ) -> Option<(crate::state::store::Key, crate::state::Entry)> {
         if self.store.contains(&rumor.id) {
-            cx.stats.rumors_duplicate += 1;
-            self.known_in_packet.push(rumor.id);
+            self.handle_known_rumor(cx, rumor.id);
             return None;
         }
         cx.stats.rumors_new += 1;
@@ -187,6 +191,12 @@ impl Dissemination {
             RumorBody::Event { .. } => None,
         };
         if self.accept(cx, rumor) { write } else { None }
+    }
+
+    /// A copy of a rumor this node already holds arrived.
+    pub(crate) fn handle_known_rumor(&mut self, cx: &mut Context, id: RumorId) {
+        cx.stats.rumors_duplicate += 1;
+        self.known_in_packet.push(id);
     }
 
     /// The packet from `from` has been handled: send feedback on its

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::error::{DecodeError, EncodeError};
 use super::message::Message;
 use crate::config::MAX_CLUSTER_NAME;
+use crate::dissemination::rumor::RumorId;
 
 /// Version of the wire protocol spoken by this build.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -186,11 +187,30 @@ pub struct Decoded {
     pub messages: Vec<Message>,
     /// Messages of a type this build does not know, skipped.
     pub unknown: usize,
+    /// Rumors the receiver already held: only their ids were decoded. Each
+    /// comes with the number of `messages` that preceded it in the packet,
+    /// so the packet can be handled in order.
+    pub known_rumors: Vec<(usize, RumorId)>,
 }
+
+/// Variant index of [`Message::Rumor`] on the wire.
+pub(crate) const RUMOR_KIND: u32 = 9;
 
 /// Decode the body of a datagram into its messages. Nothing is returned
 /// unless the whole body decodes, so a damaged packet changes nothing.
-pub fn decode_datagram_body(mut body: &[u8]) -> Result<Decoded, DecodeError> {
+pub fn decode_datagram_body(body: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_datagram_body_skipping(body, |_| false)
+}
+
+/// [`decode_datagram_body`], but a rumor for which `known` holds is not
+/// decoded past its id, which goes to [`Decoded::known_rumors`]. Most rumor
+/// copies a node receives are ones it already has (the price of epidemic
+/// spreading), and their bodies, keys and values would only be decoded,
+/// validated and thrown away. A known rumor's body is not checked.
+pub fn decode_datagram_body_skipping(
+    mut body: &[u8],
+    known: impl Fn(&RumorId) -> bool,
+) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
     while !body.is_empty() {
         let (len, rest) =
@@ -205,9 +225,24 @@ pub fn decode_datagram_body(mut body: &[u8]) -> Result<Decoded, DecodeError> {
             out.unknown += 1;
             continue;
         }
+        if let Some(id) = rumor_id(msg).filter(|id| known(id)) {
+            out.known_rumors.push((out.messages.len(), id));
+            continue;
+        }
         out.messages.push(decode_message(msg)?);
     }
     Ok(out)
+}
+
+/// The id of an encoded rumor message (its first field), without decoding
+/// the rest; `None` for other messages.
+fn rumor_id(msg: &[u8]) -> Option<RumorId> {
+    match postcard::take_from_bytes::<u32>(msg) {
+        Ok((RUMOR_KIND, rest)) => postcard::take_from_bytes::<RumorId>(rest)
+            .ok()
+            .map(|(id, _)| id),
+        _ => None,
+    }
 }
 
 fn is_unknown_kind(msg: &[u8]) -> bool {
@@ -413,5 +448,51 @@ mod tests {
                 digest: Default::default()
             })]
         );
+    }
+
+    fn rumor(seq: u32) -> Message {
+        use crate::dissemination::rumor::{Priority, Rumor, RumorBody};
+        Message::Rumor(Rumor {
+            id: RumorId { origin: 99, seq },
+            origin: NodeName::new("o").unwrap(),
+            ltime: 1,
+            priority: Priority::Normal,
+            hops: 0,
+            body: RumorBody::Event {
+                name: "e".into(),
+                payload: vec![1, 2, 3],
+            },
+        })
+    }
+
+    #[test]
+    fn rumor_kind_is_the_wire_index_of_rumor_messages() {
+        let bytes = postcard::to_allocvec(&rumor(1)).unwrap();
+        assert_eq!(rumor_id(&bytes), Some(RumorId { origin: 99, seq: 1 }));
+        let ack = postcard::to_allocvec(&Message::Ack(Ack {
+            seq: 1,
+            digest: Default::default(),
+        }))
+        .unwrap();
+        assert_eq!(rumor_id(&ack), None);
+    }
+
+    #[test]
+    fn known_rumors_are_not_decoded_past_their_id() {
+        let mut b = PacketBuilder::new("c", 1400).unwrap();
+        // A known rumor whose body is damaged after its id is skipped, not
+        // an error; an unknown one decodes in full.
+        let mut damaged = postcard::to_allocvec(&rumor(1)).unwrap();
+        let len = damaged.len();
+        damaged.truncate(len - 2);
+        assert!(b.push_encoded(&damaged));
+        assert!(b.push(&rumor(2)).unwrap());
+        let pkt = b.finish();
+        let frame = split_frame(&pkt, "c", 1400).unwrap();
+        let d = decode_datagram_body_skipping(frame.body, |id| id.seq == 1).unwrap();
+        assert_eq!(d.known_rumors, vec![(0, RumorId { origin: 99, seq: 1 })]);
+        assert_eq!(d.messages, vec![rumor(2)]);
+        // Without the skip, the damaged rumor makes the packet fail whole.
+        assert!(decode_datagram_body(frame.body).is_err());
     }
 }
