@@ -14,12 +14,19 @@ use crate::security::gate::{Gate, Inbound};
 use crate::security::rotation::{KEYS_EVENT, KeyOp, KeyringRecord, KeysReport};
 use crate::security::stats::Counters;
 use crate::stream::Frame;
-use crate::{Handle, Request, RuntimeConfig, StartError, stream};
+use crate::{Handle, Request, RuntimeConfig, Security, StartError, stream};
 
 /// Events kept for slow subscribers.
 const EVENT_BUFFER: usize = 4096;
+/// Shortest replay window accepted.
+const MIN_REPLAY_WINDOW: Duration = Duration::from_secs(1);
 
 pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartError> {
+    if let Security::Encrypted(e) = &config.security {
+        if e.replay_window < MIN_REPLAY_WINDOW {
+            return Err(StartError::ReplayWindow(e.replay_window));
+        }
+    }
     let counters = Arc::new(Counters::default());
     let gate = Gate::new(
         &config.protocol.cluster,

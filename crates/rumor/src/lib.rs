@@ -123,6 +123,12 @@ pub enum StartError {
     /// The keyring could not be read or written.
     #[error(transparent)]
     Keyring(#[from] KeyError),
+    /// A replay window too short for any packet to arrive within it.
+    #[error(
+        "replay_window of {0:?} is too short: packets spend longer than that on the way; \
+         use at least one second (the default is 60 s)"
+    )]
+    ReplayWindow(Duration),
 }
 
 /// A request to a running node failed.

@@ -259,6 +259,22 @@ async fn keys_rotate_while_the_cluster_keeps_running() {
     }
 }
 
+#[tokio::test]
+async fn a_replay_window_shorter_than_a_second_is_refused_at_start() {
+    let mut config = rumor::RuntimeConfig::encrypted(
+        "a".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        Keyring::new(key(1)),
+    );
+    if let Security::Encrypted(e) = &mut config.security {
+        e.replay_window = Duration::from_millis(10);
+    }
+    assert!(matches!(
+        rumor::Cluster::start(config).await,
+        Err(rumor::StartError::ReplayWindow(_))
+    ));
+}
+
 /// Accept one connection on `listener` and return everything sent on it.
 async fn capture(listener: &TcpListener) -> Vec<u8> {
     let (mut conn, _) = listener.accept().await.unwrap();

@@ -58,7 +58,7 @@ pub struct Encryption {
     pub keyring_file: Option<PathBuf>,
     /// A packet sent more than this far from the local clock, either way,
     /// is refused. Nodes' clocks must agree to within it (less the network
-    /// delay): keep them synchronised (NTP).
+    /// delay): keep them synchronised (NTP). At least one second.
     pub replay_window: Duration,
     /// Accepted packets remembered to refuse their replays. When full, the
     /// oldest are forgotten and every packet sent before them is refused
