@@ -34,25 +34,7 @@ pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartErro
         Arc::clone(&counters),
     )?;
     config.protocol.transport_overhead = gate.overhead();
-    let udp = UdpSocket::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "UDP",
-            addr: config.bind,
-            source,
-        })?;
-    let bound = udp.local_addr().map_err(|source| StartError::Bind {
-        what: "UDP",
-        addr: config.bind,
-        source,
-    })?;
-    let tcp = TcpListener::bind(bound)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "TCP",
-            addr: bound,
-            source,
-        })?;
+    let (udp, tcp, bound) = bind(config.bind).await?;
     let advertise = config.advertise.unwrap_or(bound);
     let epoch = tokio::time::Instant::now();
     let seed = config.seed.unwrap_or_else(rand::random);
@@ -100,6 +82,31 @@ pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartErro
         addr: advertise,
         counters,
     })
+}
+
+/// Tries at binding a free port (port 0) before giving up: the port the
+/// system picks for UDP may already be taken for TCP.
+const BIND_ATTEMPTS: usize = 16;
+
+/// Bind UDP and TCP to the same address; with port 0, to the same free port.
+async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), StartError> {
+    let error = |what, addr, source| StartError::Bind { what, addr, source };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| error("UDP", addr, e))?;
+        let bound = udp.local_addr().map_err(|e| error("UDP", addr, e))?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp, bound)),
+            Err(e)
+                if addr.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < BIND_ATTEMPTS => {}
+            Err(e) => return Err(error("TCP", bound, e)),
+        }
+    }
 }
 
 fn unix_ms() -> u64 {
