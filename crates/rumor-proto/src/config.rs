@@ -112,6 +112,15 @@ pub struct Config {
     pub packet_budget: usize,
     /// Largest stream frame accepted or built (full-state exchanges).
     pub max_stream_frame: usize,
+    /// Bytes a transport layer adds to every datagram and stream frame the
+    /// core builds (an encryption envelope: nonce, timestamp and tag). The
+    /// core builds datagrams of at most `packet_budget − transport_overhead`
+    /// bytes ([`Config::datagram_room`]) and stream frames of at most
+    /// `max_stream_frame − transport_overhead` ([`Config::stream_room`]), so
+    /// that what goes on the wire stays within `packet_budget` and
+    /// `max_stream_frame`. Zero when nothing wraps the core's packets (the
+    /// simulator, plaintext); the runtime sets it to its envelope's size.
+    pub transport_overhead: usize,
     /// Largest encoded size of a node's tags.
     pub max_tags_bytes: usize,
     /// How often dead and left members are checked for reaping.
@@ -157,6 +166,7 @@ impl Config {
             stream_fallback_probe: true,
             packet_budget: 1400,
             max_stream_frame: 16 * 1024 * 1024,
+            transport_overhead: 0,
             max_tags_bytes: 512,
             reap_interval: Duration::from_secs(15),
             dead_reap_after: Duration::from_secs(24 * 3600),
@@ -229,8 +239,14 @@ impl Config {
         if !(MIN_PACKET_BUDGET..=MAX_DATAGRAM).contains(&self.packet_budget) {
             return Err(ConfigError::PacketBudget(self.packet_budget));
         }
+        if self.datagram_room() < MIN_PACKET_BUDGET {
+            return Err(ConfigError::TransportOverhead {
+                overhead: self.transport_overhead,
+                budget: self.packet_budget,
+            });
+        }
         let largest_alive = self.max_tags_bytes + ALIVE_OVERHEAD;
-        if self.packet_budget < largest_alive {
+        if self.datagram_room() < largest_alive {
             return Err(ConfigError::TagsExceedPacket {
                 tags: self.max_tags_bytes,
                 budget: self.packet_budget,
@@ -246,6 +262,19 @@ impl Config {
             return Err(ConfigError::ZeroMultiplier);
         }
         Ok(())
+    }
+
+    /// Largest datagram the core builds: `packet_budget` less the
+    /// transport's overhead.
+    pub fn datagram_room(&self) -> usize {
+        self.packet_budget.saturating_sub(self.transport_overhead)
+    }
+
+    /// Largest stream frame the core builds: `max_stream_frame` less the
+    /// transport's overhead.
+    pub fn stream_room(&self) -> usize {
+        self.max_stream_frame
+            .saturating_sub(self.transport_overhead)
     }
 
     /// Retransmit limit for a cluster of `n` members:
@@ -313,10 +342,22 @@ pub enum ConfigError {
     /// Packet budget outside the supported range.
     #[error("packet_budget must be {MIN_PACKET_BUDGET} to {MAX_DATAGRAM} bytes, got {0}")]
     PacketBudget(usize),
+    /// The transport's overhead leaves less than [`MIN_PACKET_BUDGET`] of
+    /// the packet budget to the core.
+    #[error(
+        "packet_budget ({budget}) less the transport overhead ({overhead}) is under \
+         {MIN_PACKET_BUDGET} bytes: raise packet_budget"
+    )]
+    TransportOverhead {
+        /// The transport's overhead per packet.
+        overhead: usize,
+        /// The configured packet budget.
+        budget: usize,
+    },
     /// Tags allowed so large that an `alive` could not fit in a packet.
     #[error(
-        "max_tags_bytes ({tags}) does not fit in packet_budget ({budget}): \
-         raise packet_budget or lower max_tags_bytes"
+        "max_tags_bytes ({tags}) does not fit in packet_budget ({budget}) less the \
+         transport overhead: raise packet_budget or lower max_tags_bytes"
     )]
     TagsExceedPacket {
         /// The configured tag limit.
@@ -359,6 +400,43 @@ mod tests {
         let c = Config::lan();
         assert_eq!(c.push_pull_interval_for(10), Duration::from_secs(30));
         assert_eq!(c.push_pull_interval_for(1000), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn transport_overhead_comes_out_of_the_budget() {
+        let c = Config {
+            transport_overhead: 36,
+            ..Config::lan()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.datagram_room(), 1400 - 36);
+        assert_eq!(c.stream_room(), 16 * 1024 * 1024 - 36);
+        let tight = Config {
+            packet_budget: MIN_PACKET_BUDGET + 10,
+            transport_overhead: 36,
+            ..Config::lan()
+        };
+        assert_eq!(
+            tight.validate(),
+            Err(ConfigError::TransportOverhead {
+                overhead: 36,
+                budget: MIN_PACKET_BUDGET + 10
+            })
+        );
+        // The largest alive must fit in what is left, not in the budget.
+        let tags = Config {
+            max_tags_bytes: 1400 - ALIVE_OVERHEAD,
+            ..Config::lan()
+        };
+        tags.validate().unwrap();
+        let squeezed = Config {
+            transport_overhead: 36,
+            ..tags
+        };
+        assert!(matches!(
+            squeezed.validate(),
+            Err(ConfigError::TagsExceedPacket { .. })
+        ));
     }
 
     #[test]

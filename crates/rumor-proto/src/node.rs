@@ -220,7 +220,7 @@ impl Node {
             config.dissemination.clone(),
             local.name.clone(),
             &config.cluster,
-            config.packet_budget,
+            config.datagram_room(),
         );
         let membership = Membership::new(config.clone(), local);
         Ok(Node {
@@ -510,7 +510,7 @@ impl Node {
             match channel {
                 Channel::Datagram => {
                     let Ok(mut packet) =
-                        PacketBuilder::new(&self.config.cluster, self.config.packet_budget)
+                        PacketBuilder::new(&self.config.cluster, self.config.datagram_room())
                     else {
                         continue;
                     };
@@ -552,7 +552,7 @@ impl Node {
                         if let Ok(bytes) = encode_stream_frame(
                             &self.config.cluster,
                             msg,
-                            self.config.max_stream_frame,
+                            self.config.stream_room(),
                         ) {
                             self.cx.stats.messages_sent += 1;
                             if matches!(
@@ -573,7 +573,7 @@ impl Node {
                         if let Ok(bytes) = encode_stream_frame_encoded(
                             &self.config.cluster,
                             e,
-                            self.config.max_stream_frame,
+                            self.config.stream_room(),
                         ) {
                             self.cx.stats.messages_sent += 1;
                             if !charged {

@@ -23,6 +23,8 @@ struct Net {
     groups: Option<Vec<u8>>,
     now: Instant,
     events: Vec<(usize, Event)>,
+    /// Size of the largest datagram sent so far.
+    largest_datagram: usize,
 }
 
 impl Net {
@@ -44,6 +46,7 @@ impl Net {
             groups: None,
             now: Instant::ZERO,
             events: Vec::new(),
+            largest_datagram: 0,
         }
     }
 
@@ -56,6 +59,9 @@ impl Net {
                 }
                 while let Some(t) = self.nodes[i].poll_transmit() {
                     any = true;
+                    if t.channel == Channel::Datagram {
+                        self.largest_datagram = self.largest_datagram.max(t.bytes.len());
+                    }
                     let Some(j) = (0..self.nodes.len()).find(|&j| addr(j) == t.to) else {
                         continue;
                     };
@@ -422,6 +428,41 @@ fn broadcast_reaches_everyone_once(mode: Mode, termination: Termination) {
             "{mode}/{termination}: n{i} got {names:?}"
         );
     }
+}
+
+#[test]
+fn datagrams_leave_room_for_the_transport_overhead() {
+    // Enough events to fill every gossip packet to the brim.
+    let run = |transport_overhead: usize| {
+        let config = Config {
+            packet_budget: 700,
+            max_tags_bytes: 64,
+            transport_overhead,
+            ..Config::local()
+        };
+        let mut net = Net::new(4, config);
+        net.join_all();
+        for i in 0..40u8 {
+            let now = net.now;
+            let cmd = Command::Broadcast {
+                name: format!("e{i}"),
+                payload: vec![i; 120],
+                priority: Priority::Normal,
+            };
+            net.nodes[0].handle_command(now, cmd).unwrap();
+            net.deliver();
+        }
+        net.run_until(Instant::from_millis(3_000));
+        net.largest_datagram
+    };
+    let plain = run(0);
+    let wrapped = run(150);
+    assert!(plain > 550, "packets were not full ({plain} bytes)");
+    assert!(plain <= 700, "{plain} bytes exceed the budget");
+    assert!(
+        wrapped <= 550,
+        "{wrapped} bytes leave no room for 150 of overhead"
+    );
 }
 
 #[test]

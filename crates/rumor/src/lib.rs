@@ -26,21 +26,43 @@
 //! text), so that the receiver attributes the frame to the node that will
 //! hear the answer, then carries the frame (four bytes of length, then the
 //! frame).
+//!
+//! With [`Security::Encrypted`], every datagram and stream frame is sealed
+//! with ChaCha20-Poly1305 under the keyring's primary key, opened with any
+//! installed key, and refused when replayed; keys rotate across the cluster
+//! with [`Handle::keys_install`], [`Handle::keys_use`] and
+//! [`Handle::keys_remove`] (see the [`security`] module and
+//! `docs/security.md`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod driver;
 pub mod http;
+pub mod security;
 mod stream;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rumor_proto::state::{Entry, Op, Written};
 use rumor_proto::sync::Convergence;
 use rumor_proto::{Config, Event, Incarnation, Member, NodeError, NodeName, Priority, Stats, Tags};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use security::{
+    Encryption, Key, KeyError, KeyOp, KeyStatus, Keyring, KeysReport, Security, TransportStats,
+};
+
+use security::rotation::{RESERVED_EVENT_PREFIX, RESERVED_KEY_PREFIX};
+use security::stats::Counters;
+
+/// Whether `key` is one rumor keeps for itself (under `_rumor/`): such keys
+/// are hidden from listings and watches unless asked for by that prefix.
+pub fn is_reserved_key(key: &str, asked_prefix: &str) -> bool {
+    key.starts_with(RESERVED_KEY_PREFIX) && !asked_prefix.starts_with(RESERVED_KEY_PREFIX)
+}
 
 /// How to start a node.
 #[derive(Clone, Debug)]
@@ -51,16 +73,24 @@ pub struct RuntimeConfig {
     pub bind: SocketAddr,
     /// Address others reach this node at (default: the bound address).
     pub advertise: Option<SocketAddr>,
-    /// Protocol settings.
+    /// Protocol settings. `protocol.cluster` is the cluster name checked
+    /// on every packet (and bound into every sealed one);
+    /// `protocol.transport_overhead` is set by the runtime to what its
+    /// envelope adds.
     pub protocol: Config,
     /// Seed of the node's random choices (default: drawn from the OS).
     pub seed: Option<u64>,
     /// Tags the node publishes about itself (role, zone, version...).
     pub tags: Tags,
+    /// Encryption and authentication of every packet, or plaintext.
+    pub security: Security,
 }
 
 impl RuntimeConfig {
-    /// A node called `name` bound to `bind`, on the `lan` profile.
+    /// A node called `name` bound to `bind`, on the `lan` profile, in
+    /// **plaintext**: its packets are neither encrypted nor authenticated.
+    /// That suits tests and embedding on a closed network; anything else
+    /// should use [`RuntimeConfig::encrypted`] or set `security`.
     pub fn new(name: NodeName, bind: SocketAddr) -> Self {
         RuntimeConfig {
             name,
@@ -69,6 +99,17 @@ impl RuntimeConfig {
             protocol: Config::lan(),
             seed: None,
             tags: Tags::new(),
+            security: Security::Plaintext,
+        }
+    }
+
+    /// A node like [`RuntimeConfig::new`] whose packets are sealed under
+    /// `keyring` (kept in memory; set [`Encryption::keyring_file`] to keep
+    /// rotations across restarts).
+    pub fn encrypted(name: NodeName, bind: SocketAddr, keyring: Keyring) -> Self {
+        RuntimeConfig {
+            security: Security::Encrypted(Encryption::new(keyring)),
+            ..RuntimeConfig::new(name, bind)
         }
     }
 }
@@ -89,6 +130,15 @@ pub enum StartError {
     /// The protocol refused the configuration.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The keyring could not be read or written.
+    #[error(transparent)]
+    Keyring(#[from] KeyError),
+    /// A replay window too short for any packet to arrive within it.
+    #[error(
+        "replay_window of {0:?} is too short: packets spend longer than that on the way; \
+         use at least one second (the default is 60 s)"
+    )]
+    ReplayWindow(Duration),
 }
 
 /// A request to a running node failed.
@@ -100,6 +150,15 @@ pub enum Error {
     /// The protocol refused the request.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// A keyring operation was refused; the keyring is unchanged.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// An event name or store key that rumor keeps for itself.
+    #[error(
+        "{0:?} is reserved for rumor itself (event names starting with \"_rumor.\", keys \
+         starting with \"_rumor/\"): choose another name"
+    )]
+    Reserved(String),
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -116,6 +175,8 @@ pub(crate) enum Request {
     Info(Reply<NodeInfo>),
     Broadcast(String, Vec<u8>, Priority, Reply<Result<(), NodeError>>),
     Convergence(Reply<Convergence>),
+    /// A keyring operation (`None`: only list).
+    Keys(Option<KeyOp>, Reply<Result<KeysReport, KeyError>>),
     Shutdown(Reply<()>),
 }
 
@@ -180,6 +241,7 @@ pub struct Handle {
     protocol: std::sync::Arc<Config>,
     /// Closed when the driver task ends.
     running: watch::Receiver<()>,
+    counters: Arc<Counters>,
 }
 
 impl Handle {
@@ -223,8 +285,12 @@ impl Handle {
         self.ask(Request::Members).await
     }
 
-    /// Write to the replicated store; acknowledged once applied here.
+    /// Write to the replicated store; acknowledged once applied here. Keys
+    /// starting with `_rumor/` are reserved.
     pub async fn write(&self, key: &str, op: Op) -> Result<Written, Error> {
+        if key.starts_with(RESERVED_KEY_PREFIX) {
+            return Err(Error::Reserved(key.to_string()));
+        }
         Ok(self
             .ask(|r| Request::Write(key.to_string(), op, r))
             .await??)
@@ -236,7 +302,8 @@ impl Handle {
     }
 
     /// Every key whose name starts with `prefix`, with its state, in key
-    /// order; deleted keys are left out.
+    /// order; deleted keys, and rumor's own keys unless `prefix` asks for
+    /// them (see [`is_reserved_key`]), are left out.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, Error> {
         self.ask(|r| Request::List(prefix.to_string(), r)).await
     }
@@ -251,13 +318,17 @@ impl Handle {
         self.ask(Request::Info).await
     }
 
-    /// Broadcast a user event to every live node.
+    /// Broadcast a user event to every live node. Names starting with
+    /// `_rumor.` are reserved.
     pub async fn broadcast(
         &self,
         name: &str,
         payload: Vec<u8>,
         priority: Priority,
     ) -> Result<(), Error> {
+        if name.starts_with(RESERVED_EVENT_PREFIX) {
+            return Err(Error::Reserved(name.to_string()));
+        }
         Ok(self
             .ask(|r| Request::Broadcast(name.to_string(), payload, priority, r))
             .await??)
@@ -266,6 +337,41 @@ impl Handle {
     /// How far the cluster is from agreement, as this node sees it.
     pub async fn convergence(&self) -> Result<Convergence, Error> {
         self.ask(Request::Convergence).await
+    }
+
+    async fn keys(&self, op: Option<KeyOp>) -> Result<KeysReport, Error> {
+        Ok(self.ask(|r| Request::Keys(op, r)).await??)
+    }
+
+    /// Install `key` (base64 of 32 bytes) on every node: applied here, then
+    /// spread to the cluster. Installed keys open packets; the primary
+    /// still seals. Wait until [`KeysReport::key`] shows it installed on
+    /// every member before [`Handle::keys_use`].
+    pub async fn keys_install(&self, key: &str) -> Result<KeysReport, Error> {
+        self.keys(Some(KeyOp::Install(key.parse()?))).await
+    }
+
+    /// Make the installed `key` primary on every node: from then on it
+    /// seals what they send. Refused when the key is not installed here.
+    pub async fn keys_use(&self, key: &str) -> Result<KeysReport, Error> {
+        self.keys(Some(KeyOp::Use(key.parse()?))).await
+    }
+
+    /// Remove `key` from every node. Refused for the primary key. Wait until
+    /// every member uses the new primary before removing the old one.
+    pub async fn keys_remove(&self, key: &str) -> Result<KeysReport, Error> {
+        self.keys(Some(KeyOp::Remove(key.parse()?))).await
+    }
+
+    /// The cluster's keys as this node sees them: for each fingerprint, how
+    /// many live members have it installed and use it as primary.
+    pub async fn keys_list(&self) -> Result<KeysReport, Error> {
+        self.keys(None).await
+    }
+
+    /// What the transport sealed, opened and refused since the node started.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.counters.snapshot()
     }
 
     /// Every event the node emits from now on (membership changes, user

@@ -1,20 +1,48 @@
 //! Stream frames over TCP: one connection per frame, opened with the
 //! sender's advertised address.
+//!
+//! The listener bounds what a flood can take: at most [`MAX_CONNECTIONS`]
+//! connections are read at once, at most [`MAX_CONNECTIONS_PER_IP`] from one
+//! address (others are closed unread and counted), each must deliver its
+//! frame within [`STREAM_TIMEOUT`], a frame's announced length is checked
+//! against `max_stream_frame` before anything is allocated, and the bytes of
+//! frames being read or waiting for the driver come out of a fixed
+//! reservation ([`inbound_budget`]).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::timeout;
 
 use crate::STREAM_TIMEOUT;
+use crate::security::stats::{Counters, bump};
 
 /// Longest advertised address accepted in a connection's opening.
 const MAX_HELLO: usize = 64;
-/// Most inbound connections read at once; more wait to be accepted.
+/// Most inbound connections read at once; more are closed unread.
 const MAX_CONNECTIONS: usize = 256;
+/// Most inbound connections read at once from one IP address.
+const MAX_CONNECTIONS_PER_IP: usize = 32;
+/// Least memory set aside for inbound frames.
+const MIN_INBOUND_BUDGET: usize = 64 * 1024 * 1024;
+
+/// Bytes of inbound frames that may be held at once (being read, or queued
+/// for the driver): room for two of the largest frames, and at least 64 MiB.
+pub(crate) fn inbound_budget(max_frame: usize) -> usize {
+    max_frame.saturating_mul(2).max(MIN_INBOUND_BUDGET)
+}
+
+/// A frame received, with the sender's advertised address. Its memory stays
+/// reserved until it is dropped.
+pub(crate) struct Frame {
+    pub(crate) from: SocketAddr,
+    pub(crate) bytes: Vec<u8>,
+    _reserved: OwnedSemaphorePermit,
+}
 
 /// Send `frame` to `to` on a new connection, introducing ourselves as `me`.
 pub(crate) async fn send(me: SocketAddr, to: SocketAddr, frame: Vec<u8>) {
@@ -38,19 +66,57 @@ pub(crate) async fn send(me: SocketAddr, to: SocketAddr, frame: Vec<u8>) {
     }
 }
 
+/// Connections open per IP address; an entry leaves when its last
+/// connection closes, so the map holds at most [`MAX_CONNECTIONS`] entries.
+#[derive(Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection counted in [`PerIp`] until dropped.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_default();
+        if *n >= MAX_CONNECTIONS_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Accept connections and hand each frame, with the sender's advertised
 /// address, to `frames`. Frames over `max_frame` bytes and malformed
 /// openings close the connection.
 pub(crate) async fn accept(
     listener: TcpListener,
     max_frame: usize,
-    frames: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+    frames: mpsc::Sender<Frame>,
+    counters: Arc<Counters>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_ip = Arc::new(PerIp::default());
+    let bytes = Arc::new(Semaphore::new(inbound_budget(max_frame)));
     loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return;
-        };
         let (conn, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -58,12 +124,22 @@ pub(crate) async fn accept(
                 continue;
             }
         };
+        let (Ok(permit), Some(slot)) = (
+            Arc::clone(&connections).try_acquire_owned(),
+            per_ip.take(peer.ip()),
+        ) else {
+            bump(&counters.connections_refused);
+            tracing::debug!(%peer, "too many stream connections open; closed one unread");
+            continue;
+        };
         let frames = frames.clone();
+        let bytes = Arc::clone(&bytes);
+        let counters = Arc::clone(&counters);
         tokio::spawn(async move {
-            let _permit = permit;
-            match timeout(STREAM_TIMEOUT, read(conn, max_frame)).await {
-                Ok(Ok((from, frame))) => {
-                    let _ = frames.send((from, frame)).await;
+            let _held = (permit, slot);
+            match timeout(STREAM_TIMEOUT, read(conn, max_frame, bytes, &counters)).await {
+                Ok(Ok(frame)) => {
+                    let _ = frames.send(frame).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "dropped a stream connection"),
                 Err(_) => tracing::debug!(%peer, "stream connection too slow; dropped"),
@@ -72,7 +148,12 @@ pub(crate) async fn accept(
     }
 }
 
-async fn read(mut conn: TcpStream, max_frame: usize) -> std::io::Result<(SocketAddr, Vec<u8>)> {
+async fn read(
+    mut conn: TcpStream,
+    max_frame: usize,
+    budget: Arc<Semaphore>,
+    counters: &Counters,
+) -> std::io::Result<Frame> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let hello_len = usize::from(conn.read_u16().await?);
     if hello_len > MAX_HELLO {
@@ -86,9 +167,43 @@ async fn read(mut conn: TcpStream, max_frame: usize) -> std::io::Result<(SocketA
         .ok_or_else(|| bad("opening is not an address"))?;
     let len = conn.read_u32().await? as usize;
     if len > max_frame {
+        bump(&counters.oversize_dropped);
         return Err(bad("frame larger than max_stream_frame"));
     }
-    let mut frame = vec![0; len];
-    conn.read_exact(&mut frame).await?;
-    Ok((from, frame))
+    let reserved = u32::try_from(len)
+        .ok()
+        .and_then(|n| budget.try_acquire_many_owned(n).ok())
+        .ok_or_else(|| {
+            bump(&counters.oversize_dropped);
+            bad("no memory left for inbound frames; dropped")
+        })?;
+    let mut bytes = vec![0; len];
+    conn.read_exact(&mut bytes).await?;
+    Ok(Frame {
+        from,
+        bytes,
+        _reserved: reserved,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_per_ip_are_capped_and_released() {
+        let table = Arc::new(PerIp::default());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let slots: Vec<IpSlot> = (0..MAX_CONNECTIONS_PER_IP)
+            .map(|_| table.take(ip).unwrap())
+            .collect();
+        assert!(table.take(ip).is_none());
+        assert!(table.take("10.0.0.2".parse().unwrap()).is_some());
+        drop(slots);
+        let again = table.take(ip);
+        assert!(again.is_some());
+        assert_eq!(table.0.lock().unwrap().len(), 1);
+        drop(again);
+        assert!(table.0.lock().unwrap().is_empty());
+    }
 }

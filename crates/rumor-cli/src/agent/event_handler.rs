@@ -100,7 +100,9 @@ impl HandlerSpec {
             (Filter::Member(k), Event::Member(m)) => *k == m.kind,
             (Filter::User(None), Event::UserEvent(_)) => true,
             (Filter::User(Some(n)), Event::UserEvent(u)) => *n == u.name,
-            (Filter::Kv(p), Event::KeyChanged { key, .. }) => key.starts_with(p.as_str()),
+            (Filter::Kv(p), Event::KeyChanged { key, .. }) => {
+                key.starts_with(p.as_str()) && !rumor::is_reserved_key(key, p)
+            }
             _ => false,
         })
     }

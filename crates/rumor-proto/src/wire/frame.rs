@@ -7,8 +7,9 @@
 //! ```
 //!
 //! The header is what a sealing layer binds as associated data; everything
-//! after it is the body it encrypts. Flag bit 0 marks a sealed body; the other
-//! bits are reserved and must be zero. Messages in a datagram are
+//! after it is the body it encrypts. Flag bit 0 marks a sealed body and bit 1
+//! a transport notice (both handled outside the core, which refuses them);
+//! the other bits are reserved and must be zero. Messages in a datagram are
 //! length-prefixed so that a receiver can skip message types it does not know
 //! (a newer peer) without losing the rest of the packet.
 
@@ -23,6 +24,10 @@ use crate::dissemination::rumor::RumorId;
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Header flag: the body is sealed by an AEAD layer.
 pub const FLAG_SEALED: u8 = 0b0000_0001;
+/// Header flag: a notice from the transport layer to its peer's transport
+/// (for example "your packet could not be authenticated here"); the body is
+/// the transport's, never a protocol message.
+pub const FLAG_NOTICE: u8 = 0b0000_0010;
 /// Number of message types this build knows; a higher variant index is a
 /// message from a newer protocol and is skipped.
 pub(crate) const KNOWN_MESSAGE_KINDS: u32 = 16;
@@ -69,23 +74,32 @@ pub fn split_frame<'a>(
             max: max_len,
         });
     }
+    let frame = parse_header(bytes)?;
+    if frame.flags & !FLAG_SEALED != 0 {
+        return Err(DecodeError::Malformed("reserved header flags set"));
+    }
+    if frame.cluster != cluster.as_bytes() {
+        return Err(DecodeError::WrongCluster);
+    }
+    Ok(frame)
+}
+
+/// Split a frame into header fields and body, checking only the version
+/// and that the cluster name is whole: for a transport layer that reads the
+/// header before the core does (flags and cluster name are the caller's to
+/// judge).
+pub fn parse_header(bytes: &[u8]) -> Result<Frame<'_>, DecodeError> {
     let [version, flags, len, rest @ ..] = bytes else {
         return Err(DecodeError::Truncated);
     };
     if *version != PROTOCOL_VERSION {
         return Err(DecodeError::UnsupportedVersion(*version));
     }
-    if flags & !FLAG_SEALED != 0 {
-        return Err(DecodeError::Malformed("reserved header flags set"));
-    }
     let len = *len as usize;
     if rest.len() < len {
         return Err(DecodeError::Truncated);
     }
     let (name, body) = rest.split_at(len);
-    if name != cluster.as_bytes() {
-        return Err(DecodeError::WrongCluster);
-    }
     Ok(Frame {
         flags: *flags,
         cluster: name,

@@ -38,7 +38,9 @@ impl From<crate::Error> for ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "the node has stopped; restart the agent".to_string(),
             },
-            crate::Error::Node(e) => ApiError::bad_request(e),
+            e @ (crate::Error::Node(_) | crate::Error::Keys(_) | crate::Error::Reserved(_)) => {
+                ApiError::bad_request(e)
+            }
         }
     }
 }

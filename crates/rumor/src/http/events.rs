@@ -93,7 +93,9 @@ async fn next_item(s: &ApiState, watched: Watched, prefix: &str, e: Event) -> Op
     match (watched, e) {
         (Watched::Members, Event::Member(m)) => Some(WatchItem::member(&m)),
         (Watched::Events, Event::UserEvent(u)) => Some(WatchItem::Event(EventView::from(&u))),
-        (Watched::Kv, Event::KeyChanged { key, .. }) if key.starts_with(prefix) => {
+        (Watched::Kv, Event::KeyChanged { key, .. })
+            if key.starts_with(prefix) && !crate::is_reserved_key(&key, prefix) =>
+        {
             let entry = s.node.get(&key).await.ok().flatten();
             Some(WatchItem::Kv {
                 name: key.to_string(),
