@@ -2,8 +2,11 @@
 //! join, see each other alive, and a key written on one reaches the others
 //! by rumor and by anti-entropy.
 
+mod common;
+
 use std::time::Duration;
 
+use common::eventually;
 use rumor::{Cluster, Handle, RuntimeConfig};
 use rumor_proto::state::Op;
 use rumor_proto::{Config, MemberState};
@@ -13,22 +16,6 @@ async fn node(name: &str) -> Handle {
     config.protocol = Config::local();
     config.seed = Some(7);
     Cluster::start(config).await.unwrap()
-}
-
-/// Poll `check` until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not within {within:?}: {what}");
 }
 
 async fn alive(h: &Handle) -> usize {
