@@ -1,6 +1,7 @@
 //! `rumor agent`: run a node on this machine until interrupted.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -29,6 +30,10 @@ pub struct AgentArgs {
     /// Protocol defaults: lan, wan or local.
     #[arg(long, env = "RUMOR_PROFILE", default_value = "lan")]
     profile: Profile,
+    /// Directory of the node's durable state: keys, identity, known members
+    /// (default: ./rumor-data/NODE).
+    #[arg(long, env = "RUMOR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 fn default_name() -> String {
@@ -66,12 +71,17 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let mut config = RuntimeConfig::new(name.clone(), args.bind);
     config.advertise = args.advertise;
     config.protocol = protocol;
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from("rumor-data").join(name.as_str()));
+    config.data_dir = Some(data_dir.clone());
     let node = Cluster::start(config).await?;
     let mut events = node.subscribe();
     println!(
-        "rumor agent {name} listening on {} (UDP and TCP), profile {}",
+        "rumor agent {name} listening on {} (UDP and TCP), profile {}, data in {}",
         node.addr(),
-        args.profile
+        args.profile,
+        data_dir.display()
     );
     let mut next = node.addr();
     next.set_port(next.port().wrapping_add(1));
