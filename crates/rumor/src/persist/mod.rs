@@ -195,3 +195,46 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rumor_proto::state::{KvStore, Op, ReplicaId, StateConfig};
+    use rumor_proto::{Config, Node};
+
+    use super::*;
+
+    #[test]
+    fn what_is_committed_is_what_a_reopened_store_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, saved) = Store::open(dir.path()).unwrap();
+        assert!(saved.is_none(), "a new directory holds nothing");
+        let identity = Identity::new("n".parse().unwrap(), "127.0.0.1:1".parse().unwrap());
+        let node = Node::new(Config::local(), identity, 1, rumor_proto::Instant::ZERO).unwrap();
+        let record = NodeRecord::of(&node);
+        let mut kv = KvStore::new(ReplicaId(3), StateConfig::default());
+        let a = kv.write("a", Op::Increment(2), 10).unwrap().entry;
+        let b = kv.write("b", Op::Increment(3), 11).unwrap().entry;
+        let encode = |e: &Entry| Some(postcard::to_allocvec(e).unwrap());
+        store
+            .commit(Batch {
+                durable: true,
+                record: Some(record.clone()),
+                entries: vec![("a".into(), encode(&a)), ("b".into(), encode(&b))],
+                members: Some(vec![("m".into(), "127.0.0.1:2".into())]),
+            })
+            .unwrap();
+        store
+            .commit(Batch {
+                durable: false,
+                entries: vec![("b".into(), None)],
+                ..Batch::default()
+            })
+            .unwrap();
+        drop(store);
+        let (_, saved) = Store::open(dir.path()).unwrap();
+        let saved = saved.unwrap();
+        assert_eq!(saved.record, record);
+        assert_eq!(saved.entries, vec![(Key::from("a"), a)]);
+        assert_eq!(saved.members, vec!["127.0.0.1:2".parse().unwrap()]);
+    }
+}

@@ -89,11 +89,7 @@ impl Pending {
     /// What to commit now, read from `node` (`None`: nothing). Entries are
     /// read as they are now, so a key changed twice is written once.
     pub fn take(&mut self, node: &Node, now: Instant) -> Option<Batch> {
-        let record = NodeRecord::of(node);
-        let identity_changed = self
-            .written
-            .as_ref()
-            .is_none_or(|w| !w.same_identity(&record));
+        let identity_changed = self.written.as_ref().is_none_or(|w| !w.identity_of(node));
         let members_due = self.members_changed
             && self
                 .members_written
@@ -139,8 +135,98 @@ impl Pending {
         } else {
             self.undurable_since.get_or_insert(now);
         }
+        let record = NodeRecord::of(node);
         self.written = Some(record.clone());
         batch.record = Some(record);
         Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rumor_proto::state::Op;
+    use rumor_proto::{Config, Identity, Instant as At};
+
+    use super::*;
+
+    fn node() -> Node {
+        let identity = Identity::new("n".parse().unwrap(), "127.0.0.1:1".parse().unwrap());
+        Node::new(Config::local(), identity, 1, At::ZERO).unwrap()
+    }
+
+    fn note_all(pending: &mut Pending, node: &mut Node) {
+        while let Some(e) = node.poll_event() {
+            pending.note(&e);
+        }
+    }
+
+    #[test]
+    fn local_writes_wait_for_the_disk_and_merged_entries_do_not() {
+        let mut node = node();
+        let mut pending = Pending::new(None);
+        let t = Instant::now();
+        let first = pending.take(&node, t).unwrap();
+        assert!(first.durable, "a new identity is made durable");
+        assert!(pending.take(&node, t).is_none(), "nothing changed since");
+
+        let mut other = rumor_proto::state::KvStore::new(
+            rumor_proto::state::ReplicaId(9),
+            rumor_proto::state::StateConfig::default(),
+        );
+        let remote = other.write("r", Op::Increment(1), 1).unwrap();
+        node.merge(At::ZERO, "r", &remote.entry);
+        note_all(&mut pending, &mut node);
+        let merged = pending.take(&node, t).unwrap();
+        assert!(!merged.durable);
+        assert_eq!(merged.entries.len(), 1);
+        assert_eq!(pending.due(), Some(t + DURABLE_EVERY));
+        // Within the checkpoint interval nothing more is due...
+        assert!(pending.take(&node, t + Duration::from_secs(1)).is_none());
+        // ...then a durable commit follows.
+        let checkpoint = pending.take(&node, t + DURABLE_EVERY).unwrap();
+        assert!(checkpoint.durable && checkpoint.entries.is_empty());
+        assert_eq!(pending.due(), None);
+
+        node.write(At::ZERO, "l", Op::Increment(1)).unwrap();
+        node.write(At::ZERO, "l", Op::Increment(1)).unwrap();
+        note_all(&mut pending, &mut node);
+        let local = pending.take(&node, t).unwrap();
+        assert!(local.durable);
+        assert_eq!(
+            local.entries.len(),
+            1,
+            "a key changed twice is written once"
+        );
+
+        pending.note(&Event::TombstonesCollected {
+            keys: vec![Key::from("gone")],
+        });
+        let collected = pending.take(&node, t).unwrap();
+        assert_eq!(collected.entries, vec![(Key::from("gone"), None)]);
+    }
+
+    #[test]
+    fn member_changes_are_written_at_most_every_few_seconds() {
+        let node = node();
+        let mut pending = Pending::new(Some(NodeRecord::of(&node)));
+        let t = Instant::now();
+        let joined = Event::Member(rumor_proto::MemberEvent {
+            kind: MemberEventKind::Joined,
+            name: "m".parse().unwrap(),
+            addr: "127.0.0.1:2".parse().unwrap(),
+            incarnation: 0,
+            state: rumor_proto::MemberState::Alive,
+            tags: Default::default(),
+        });
+        pending.note(&joined);
+        assert!(pending.due().is_some_and(|d| d <= Instant::now()));
+        let first = pending.take(&node, t).unwrap();
+        assert!(first.durable);
+        // A node alone keeps the members on disk.
+        assert!(first.members.is_none());
+        pending.note(&joined);
+        assert_eq!(pending.due(), Some(t + MEMBERS_EVERY));
+        assert!(pending.take(&node, t + Duration::from_secs(1)).is_none());
+        assert!(pending.take(&node, t + MEMBERS_EVERY).is_some());
     }
 }

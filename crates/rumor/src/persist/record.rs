@@ -43,14 +43,16 @@ impl NodeRecord {
         }
     }
 
-    /// Whether the parts that must be durable before the node speaks
-    /// (identity, incarnation, seeds, replica) are the same in both. The
-    /// clock and horizon are also rebuilt from the entries, so they may lag.
-    pub fn same_identity(&self, other: &NodeRecord) -> bool {
-        self.name == other.name
-            && self.incarnation == other.incarnation
-            && self.tags == other.tags
-            && self.seeds == other.seeds
-            && self.replica == other.replica
+    /// Whether `node`'s identity, incarnation, seeds and replica (what must
+    /// be durable before the node speaks) are as recorded here. The clock
+    /// and horizon are not compared: a restart also rebuilds them from the
+    /// entries, so the record may lag behind them.
+    pub fn identity_of(&self, node: &Node) -> bool {
+        let local = node.local();
+        self.name == local.name
+            && self.incarnation == local.incarnation
+            && &self.tags == local.tags()
+            && self.seeds == node.seeds()
+            && self.replica == node.kv().replica()
     }
 }
