@@ -35,6 +35,15 @@ pub enum Event {
         /// Its address.
         addr: SocketAddr,
     },
+    /// Tombstones old enough, or known to be on every member, were
+    /// collected: these keys are gone from the store (drop them from
+    /// persisted state too). The store's
+    /// [`gc_horizon`](crate::state::KvStore::gc_horizon) moved past them,
+    /// so they cannot come back from a node that missed the delete.
+    TombstonesCollected {
+        /// The keys collected.
+        keys: Vec<crate::state::store::Key>,
+    },
     /// This node's name was announced from another address at a newer
     /// incarnation. Either an earlier run of this node at another address
     /// (harmless: the cluster now learns the new address) or a second node

@@ -272,14 +272,8 @@ impl Node {
                 tags: local.tags().clone(),
                 incarnation: local.incarnation,
             },
-            members: self
-                .membership
-                .table()
-                .iter()
-                .filter(|(_, m)| m.state.is_active() && m.name != local.name)
-                .map(|(_, m)| m.addr)
-                .collect(),
-            seeds: self.membership.seeds.clone(),
+            members: self.known_members().map(|(_, addr)| addr).collect(),
+            seeds: self.seeds().to_vec(),
             store: self.kv.export(),
         }
     }
@@ -622,6 +616,23 @@ impl Node {
         self.membership.table().iter().map(|(_, m)| m)
     }
 
+    /// The other members a restart can rejoin through (those known alive
+    /// or suspect), by name: what [`Snapshot::members`] keeps.
+    pub fn known_members(&self) -> impl Iterator<Item = (&NodeName, SocketAddr)> {
+        let local = &self.membership.local().name;
+        self.membership
+            .table()
+            .iter()
+            .filter(move |(_, m)| m.state.is_active() && m.name != *local)
+            .map(|(_, m)| (&m.name, m.addr))
+    }
+
+    /// The seeds this node was asked to join through (retried while they
+    /// are not alive members): what [`Snapshot::seeds`] keeps.
+    pub fn seeds(&self) -> &[SocketAddr] {
+        &self.membership.seeds
+    }
+
     /// The member table (for lookups by name and counts).
     pub fn member_table(&self) -> &MemberTable {
         self.membership.table()
@@ -782,7 +793,10 @@ impl Node {
         }
         let safe = self.stable_everywhere();
         let collected = self.kv.collect_tombstones(wall, safe);
-        self.cx.stats.tombstones_collected += collected as u64;
+        if !collected.is_empty() {
+            self.cx.stats.tombstones_collected += collected.len() as u64;
+            self.cx.emit(Event::TombstonesCollected { keys: collected });
+        }
         let issued = self.kv.tick(wall);
         let name = self.membership.local().name.clone();
         let base = self.config.state.summary_interval;

@@ -2,24 +2,44 @@
 //! timeouts, and sends what it emits.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rumor_proto::{Channel, Command, Event, Identity, Instant, MemberState, Node, Priority};
+use rumor_proto::state::Written;
+use rumor_proto::{
+    Channel, Command, Event, Identity, Instant, MemberState, Node, NodeError, Priority,
+};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::persist::{self, Batch, Pending, PersistError, Store};
 use crate::security::KeyError;
 use crate::security::gate::{Gate, Inbound};
 use crate::security::rotation::{KEYS_EVENT, KeyOp, KeyringRecord, KeysReport};
 use crate::security::stats::Counters;
 use crate::stream::Frame;
-use crate::{Handle, MemberCounts, NodeInfo, Request, RuntimeConfig, Security, StartError, stream};
+use crate::{
+    Error, Handle, MemberCounts, NodeInfo, Reply, Request, RuntimeConfig, Security, StartError,
+    stream,
+};
 
 /// Events kept for slow subscribers.
 const EVENT_BUFFER: usize = 4096;
 /// Shortest replay window accepted.
 const MIN_REPLAY_WINDOW: Duration = Duration::from_secs(1);
+/// Most requests handled in one loop iteration (their writes share one
+/// transaction).
+const MAX_REQUESTS_PER_TURN: usize = 256;
+
+/// The data directory's database and what waits to be written to it.
+struct Persist {
+    store: Arc<Store>,
+    pending: Pending,
+}
+
+/// A write applied to the node, whose answer waits for the commit.
+type Ack = (Reply<Result<Written, Error>>, Result<Written, NodeError>);
 
 pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartError> {
     if let Security::Encrypted(e) = &config.security {
@@ -38,9 +58,22 @@ pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartErro
     let advertise = config.advertise.unwrap_or(bound);
     let epoch = tokio::time::Instant::now();
     let seed = config.seed.unwrap_or_else(rand::random);
-    let mut identity = Identity::new(config.name.clone(), advertise);
-    identity.tags = config.tags.clone();
-    let mut node = Node::new(config.protocol.clone(), identity, seed, Instant::ZERO)?;
+    let (mut node, persist) = match &config.data_dir {
+        None => {
+            let mut identity = Identity::new(config.name.clone(), advertise);
+            identity.tags = config.tags.clone();
+            let node = Node::new(config.protocol.clone(), identity, seed, Instant::ZERO)?;
+            (node, None)
+        }
+        Some(dir) => {
+            let (node, persist) = open_persisted(&config, dir, advertise, seed).await?;
+            (node, Some(persist))
+        }
+    };
+    if node.local().tags() != &config.tags {
+        // Restored with the tags of its last run: announce the configured ones.
+        node.handle_command(Instant::ZERO, Command::SetTags(config.tags.clone()))?;
+    }
     node.set_wall_clock(Instant::ZERO, unix_ms());
     let (requests, requests_rx) = mpsc::channel(256);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
@@ -72,7 +105,15 @@ pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartErro
         events: events.clone(),
         _running: running_tx,
         gate,
+        persist,
     };
+    // The node's identity and replica are on disk before it says anything.
+    if let Some(p) = &mut driver.persist {
+        let batch = p.pending.take(&driver.node, tokio::time::Instant::now());
+        if let Err(e) = commit(&p.store, batch).await {
+            return Err(start_error(p.store.path(), e));
+        }
+    }
     driver.record_keyring();
     tokio::spawn(driver.run(requests_rx, frames_rx));
     Ok(Handle {
@@ -83,6 +124,114 @@ pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartErro
         running,
         counters,
     })
+}
+
+/// Open the data directory and make the node from what it holds (a new
+/// node if it holds nothing yet).
+async fn open_persisted(
+    config: &RuntimeConfig,
+    dir: &Path,
+    advertise: SocketAddr,
+    seed: u64,
+) -> Result<(Node, Persist), StartError> {
+    let file = dir.join(persist::FILE);
+    let opening = {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Store::open(&dir))
+    };
+    let (store, saved) = match opening.await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(PersistError::Io(source))) => {
+            return Err(StartError::DataDir {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+        Ok(Err(PersistError::InUse)) => {
+            return Err(StartError::DataDirInUse {
+                path: dir.to_path_buf(),
+            });
+        }
+        Ok(Err(e)) => return Err(start_error(&file, e)),
+        Err(_) => {
+            return Err(StartError::DataCorrupt {
+                path: file,
+                detail: "reading the database failed unexpectedly".into(),
+            });
+        }
+    };
+    let Some(saved) = saved else {
+        tracing::info!(node = %config.name, path = %store.path().display(), "new data directory");
+        let mut identity = Identity::new(config.name.clone(), advertise);
+        identity.tags = config.tags.clone();
+        let node = Node::new(config.protocol.clone(), identity, seed, Instant::ZERO)?;
+        let persist = Persist {
+            store: Arc::new(store),
+            pending: Pending::new(None),
+        };
+        return Ok((node, persist));
+    };
+    if saved.record.name != config.name {
+        return Err(StartError::NameMismatch {
+            path: dir.to_path_buf(),
+            stored: saved.record.name,
+            configured: config.name.clone(),
+        });
+    }
+    let record = saved.record.clone();
+    let (keys, members) = (saved.entries.len(), saved.members.len());
+    let snapshot = saved.into_snapshot(advertise);
+    let node = Node::restore(config.protocol.clone(), snapshot, seed, Instant::ZERO)?;
+    tracing::info!(
+        node = %config.name, path = %store.path().display(), keys, known_members = members,
+        seeds = record.seeds.len(), incarnation = node.local().incarnation,
+        "restored from the data directory; rejoining the members it knew"
+    );
+    if node.kv().len() < keys {
+        tracing::warn!(
+            node = %config.name, persisted = keys, restored = node.kv().len(),
+            "some persisted keys were not restored: they break the store's limits (state.max_keys, state.max_bytes, state.max_value_bytes); raise the limits to get them back"
+        );
+    }
+    let persist = Persist {
+        store: Arc::new(store),
+        pending: Pending::new(Some(record)),
+    };
+    Ok((node, persist))
+}
+
+/// The start error for a database that failed at `path`.
+fn start_error(path: &Path, e: PersistError) -> StartError {
+    match e {
+        PersistError::InUse => StartError::DataDirInUse {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+        },
+        PersistError::Io(source) => StartError::DataDir {
+            path: path.parent().unwrap_or(path).to_path_buf(),
+            source,
+        },
+        PersistError::Format { found, supported } => StartError::DataFormat {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        },
+        PersistError::Corrupt(detail) => StartError::DataCorrupt {
+            path: path.to_path_buf(),
+            detail,
+        },
+    }
+}
+
+/// Commit `batch` (if any) on a blocking thread.
+async fn commit(store: &Arc<Store>, batch: Option<Batch>) -> Result<(), PersistError> {
+    let Some(batch) = batch else {
+        return Ok(());
+    };
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || store.commit(batch)).await {
+        Ok(result) => result,
+        Err(e) => Err(PersistError::Corrupt(format!("the commit failed: {e}"))),
+    }
 }
 
 /// Tries at binding a free port (port 0) before giving up: the port the
@@ -125,6 +274,7 @@ struct Driver {
     gate: Gate,
     /// Dropped with the driver, which tells [`Handle::stopped`].
     _running: watch::Sender<()>,
+    persist: Option<Persist>,
 }
 
 impl Driver {
@@ -139,6 +289,11 @@ impl Driver {
     ) {
         let mut buf = vec![0u8; rumor_proto::config::MAX_DATAGRAM];
         let udp = Arc::clone(&self.udp);
+        let mut acks: Vec<Ack> = Vec::new();
+        // What restoring queued (the rejoin) goes out at once.
+        if !self.settle(&mut acks).await {
+            return;
+        }
         loop {
             let deadline = self
                 .node
@@ -150,6 +305,14 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            let persist_due = self.persist.as_ref().and_then(|p| p.pending.due());
+            let persist_wake = async move {
+                match persist_due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut stop = None;
             tokio::select! {
                 r = udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => self.inbound(from, Channel::Datagram, &buf[..n]).await,
@@ -161,19 +324,36 @@ impl Driver {
                 }
                 req = requests.recv() => match req {
                     None => return,
-                    Some(Request::Shutdown(reply)) => {
-                        let _ = reply.send(());
-                        tracing::info!(addr = %self.advertise, "rumor node stopped");
-                        return;
+                    Some(r) => {
+                        stop = self.request(r, &mut acks);
+                        // Writes queued meanwhile share this turn's commit.
+                        for _ in 1..MAX_REQUESTS_PER_TURN {
+                            if stop.is_some() {
+                                break;
+                            }
+                            match requests.try_recv() {
+                                Ok(r) => stop = self.request(r, &mut acks),
+                                Err(_) => break,
+                            }
+                        }
                     }
-                    Some(r) => self.request(r),
                 },
                 () = sleep => {
                     let now = self.now();
                     self.node.handle_timeout(now);
                 }
+                () = persist_wake => {}
             }
-            self.flush().await;
+            if !self.settle(&mut acks).await {
+                return;
+            }
+            if let Some(reply) = stop {
+                // Release the data directory before saying it is stopped.
+                drop(self.persist.take());
+                let _ = reply.send(());
+                tracing::info!(addr = %self.advertise, "rumor node stopped");
+                return;
+            }
         }
     }
 
@@ -269,7 +449,9 @@ impl Driver {
         }
     }
 
-    fn request(&mut self, r: Request) {
+    /// Handle one request; a write's answer goes to `acks`. Returns the
+    /// reply of a shutdown.
+    fn request(&mut self, r: Request, acks: &mut Vec<Ack>) -> Option<Reply<()>> {
         let now = self.now();
         match r {
             Request::Join(seeds, reply) => {
@@ -283,7 +465,8 @@ impl Driver {
                 let _ = reply.send(self.node.members().cloned().collect());
             }
             Request::Write(key, op, reply) => {
-                let _ = reply.send(self.node.write(now, &key, op));
+                let result = self.node.write(now, &key, op);
+                acks.push((reply, result));
             }
             Request::Get(key, reply) => {
                 let _ = reply.send(self.node.get(&key).cloned());
@@ -317,10 +500,9 @@ impl Driver {
             Request::Keys(op, reply) => {
                 let _ = reply.send(self.keys(op));
             }
-            Request::Shutdown(reply) => {
-                let _ = reply.send(());
-            }
+            Request::Shutdown(reply) => return Some(reply),
         }
+        None
     }
 
     fn info(&self) -> NodeInfo {
@@ -350,38 +532,77 @@ impl Driver {
         }
     }
 
-    /// Send what the node wants sent, and publish its events.
-    async fn flush(&mut self) {
+    /// End a loop iteration: apply keyring operations from other nodes,
+    /// commit what changed (and wait for the disk if a local write or a new
+    /// incarnation is in it), then answer the writes, send what the node
+    /// wants sent and publish its events. Returns `false` when the commit
+    /// failed and the node must stop.
+    async fn settle(&mut self, acks: &mut Vec<Ack>) -> bool {
+        let mut events = Vec::new();
         loop {
-            while let Some(t) = self.node.poll_transmit() {
-                let Some(bytes) = self.gate.seal(t.channel, t.bytes, unix_ms()) else {
-                    continue;
-                };
-                match t.channel {
-                    Channel::Datagram => {
-                        if let Err(e) = self.udp.send_to(&bytes, t.to).await {
-                            tracing::debug!(peer = %t.to, error = %e, "UDP send failed");
-                        }
-                    }
-                    Channel::Stream => {
-                        tokio::spawn(stream::send(self.advertise, t.to, bytes));
-                    }
-                }
-            }
             let mut more = false;
             while let Some(e) = self.node.poll_event() {
                 match e {
                     Event::UserEvent(u) if u.name == KEYS_EVENT => {
-                        // Applying may write this node's record, which sends.
+                        // Applying may write this node's record: more events.
                         self.peer_keys(&u.origin, &u.payload);
                         more = true;
                     }
-                    // No subscriber is not an error.
-                    e => drop(self.events.send(e)),
+                    e => events.push(e),
                 }
             }
             if !more {
-                return;
+                break;
+            }
+        }
+        if let Some(p) = &mut self.persist {
+            for e in &events {
+                p.pending.note(e);
+            }
+            let batch = p.pending.take(&self.node, tokio::time::Instant::now());
+            if let Err(e) = commit(&p.store, batch).await {
+                let path = p.store.path().to_path_buf();
+                tracing::error!(
+                    path = %path.display(), error = %e,
+                    "cannot write the data directory; the node stops so as not to run on with state it could forget: fix the disk, then restart it"
+                );
+                // Nothing that carries the lost changes may leave.
+                while self.node.poll_transmit().is_some() {}
+                for (reply, _) in acks.drain(..) {
+                    let _ = reply.send(Err(Error::NotDurable {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    }));
+                }
+                return false;
+            }
+        }
+        for (reply, result) in acks.drain(..) {
+            let _ = reply.send(result.map_err(Error::from));
+        }
+        self.send().await;
+        for e in events {
+            // No subscriber is not an error.
+            let _ = self.events.send(e);
+        }
+        true
+    }
+
+    /// Seal and send what the node wants sent.
+    async fn send(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            let Some(bytes) = self.gate.seal(t.channel, t.bytes, unix_ms()) else {
+                continue;
+            };
+            match t.channel {
+                Channel::Datagram => {
+                    if let Err(e) = self.udp.send_to(&bytes, t.to).await {
+                        tracing::debug!(peer = %t.to, error = %e, "UDP send failed");
+                    }
+                }
+                Channel::Stream => {
+                    tokio::spawn(stream::send(self.advertise, t.to, bytes));
+                }
             }
         }
     }

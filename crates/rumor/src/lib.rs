@@ -21,6 +21,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With [`RuntimeConfig::data_dir`] set, the node keeps its key-value
+//! entries, identity, last incarnation and known members in a redb
+//! database there (`rumor.redb`). A local write is acknowledged only once
+//! it is on disk; after a crash the node restarts from that state at a
+//! higher incarnation and rejoins the members it knew by itself. See
+//! `docs/persistence.md`.
+//!
 //! Stream frames travel on one TCP connection each. A connection opens with
 //! the sender's advertised address (two bytes of length, then the address as
 //! text), so that the receiver attributes the frame to the node that will
@@ -39,10 +46,12 @@
 
 mod driver;
 pub mod http;
+mod persist;
 pub mod security;
 mod stream;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +93,10 @@ pub struct RuntimeConfig {
     pub tags: Tags,
     /// Encryption and authentication of every packet, or plaintext.
     pub security: Security,
+    /// Directory of the node's durable state (`None`: memory only, and a
+    /// restart starts afresh as a new replica). A directory holding state
+    /// restores the node from it.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -100,6 +113,7 @@ impl RuntimeConfig {
             seed: None,
             tags: Tags::new(),
             security: Security::Plaintext,
+            data_dir: None,
         }
     }
 
@@ -139,6 +153,59 @@ pub enum StartError {
          use at least one second (the default is 60 s)"
     )]
     ReplayWindow(Duration),
+    /// Another process (or another node in this one) has the data
+    /// directory open.
+    #[error(
+        "data directory {path} is in use: another rumor node holds its database lock; stop that node, or give this one a data directory of its own"
+    )]
+    DataDirInUse {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The data directory holds the state of a node with another name.
+    #[error(
+        "data directory {path} holds the state of node {stored}, not {configured}; start it with the name {stored}, or give {configured} a data directory of its own"
+    )]
+    NameMismatch {
+        /// The data directory.
+        path: PathBuf,
+        /// The name in the data directory.
+        stored: NodeName,
+        /// The name configured.
+        configured: NodeName,
+    },
+    /// The database in the data directory is damaged or unreadable.
+    #[error(
+        "the state in {path} is damaged or unreadable ({detail}); move the data directory aside and start again: the node comes back empty, as a new replica, rejoins through --join and gets the cluster's keys back by anti-entropy (writes only this node held are lost)"
+    )]
+    DataCorrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The database was written in a layout this build does not read.
+    #[error(
+        "the state in {path} is in format {found}, and this build of rumor reads format {supported}; run the rumor version that wrote it, or move the data directory aside to start afresh"
+    )]
+    DataFormat {
+        /// The database file.
+        path: PathBuf,
+        /// The format found.
+        found: u32,
+        /// The format this build reads.
+        supported: u32,
+    },
+    /// The data directory cannot be created, read or written.
+    #[error(
+        "cannot use data directory {path}: {source}; check that it is a writable directory on a disk with room"
+    )]
+    DataDir {
+        /// The data directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// A request to a running node failed.
@@ -159,6 +226,17 @@ pub enum Error {
          starting with \"_rumor/\"): choose another name"
     )]
     Reserved(String),
+    /// The write was applied in memory but could not be made durable, and
+    /// the node stopped rather than run on with state it could forget.
+    #[error(
+        "the write could not be made durable in {path}: {detail}; the node has stopped: free disk space or fix the disk, then restart it"
+    )]
+    NotDurable {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -168,7 +246,7 @@ pub(crate) enum Request {
     Join(Vec<SocketAddr>, Reply<Result<(), NodeError>>),
     Leave(Reply<()>),
     Members(Reply<Vec<Member>>),
-    Write(String, Op, Reply<Result<Written, NodeError>>),
+    Write(String, Op, Reply<Result<Written, Error>>),
     Get(String, Reply<Option<Entry>>),
     List(String, Reply<Vec<(String, Entry)>>),
     SetTags(Tags, Reply<Result<(), NodeError>>),
@@ -285,15 +363,14 @@ impl Handle {
         self.ask(Request::Members).await
     }
 
-    /// Write to the replicated store; acknowledged once applied here. Keys
-    /// starting with `_rumor/` are reserved.
+    /// Write to the replicated store; acknowledged once applied here and,
+    /// with a data directory, once it is on disk there. Keys starting with
+    /// `_rumor/` are reserved.
     pub async fn write(&self, key: &str, op: Op) -> Result<Written, Error> {
         if key.starts_with(RESERVED_KEY_PREFIX) {
             return Err(Error::Reserved(key.to_string()));
         }
-        Ok(self
-            .ask(|r| Request::Write(key.to_string(), op, r))
-            .await??)
+        self.ask(|r| Request::Write(key.to_string(), op, r)).await?
     }
 
     /// The state of `key`.

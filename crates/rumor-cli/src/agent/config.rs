@@ -48,6 +48,10 @@ pub struct AgentArgs {
     /// or separate with commas).
     #[arg(long, env = "RUMOR_JOIN", value_delimiter = ',', value_name = "ADDR")]
     pub join: Vec<String>,
+    /// Directory of the node's durable state: keys, identity, known members
+    /// [default: ./rumor-data/NODE].
+    #[arg(long, env = "RUMOR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Protocol defaults: lan, wan or local [default: lan].
     #[arg(long, env = "RUMOR_PROFILE")]
     pub profile: Option<Profile>,
@@ -89,6 +93,7 @@ struct FileConfig {
     http_token: Option<String>,
     #[serde(default)]
     join: Vec<String>,
+    data_dir: Option<PathBuf>,
     profile: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
@@ -112,6 +117,8 @@ pub struct AgentConfig {
     pub http_token: Option<String>,
     /// Addresses to join through.
     pub join: Vec<String>,
+    /// Data directory.
+    pub data_dir: PathBuf,
     /// Protocol profile.
     pub profile: Profile,
     /// Tags.
@@ -147,6 +154,10 @@ impl AgentArgs {
             tags.insert(k.to_string(), v.to_string());
         }
         let node = self.node.or(file.node).unwrap_or_else(default_name);
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("rumor-data").join(&node));
         Ok(AgentConfig {
             bind: self
                 .bind
@@ -166,6 +177,7 @@ impl AgentArgs {
             } else {
                 self.join
             },
+            data_dir,
             profile,
             tags,
             event_handlers: if self.event_handlers.is_empty() {
@@ -236,6 +248,7 @@ mod tests {
         assert_eq!(c.tags.get("role").map(String::as_str), Some("web"));
         assert_eq!(c.tags.get("zone").map(String::as_str), Some("z1"));
         assert_eq!(c.http, DEFAULT_HTTP.parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("rumor-data/from-flag"));
     }
 
     #[test]

@@ -69,6 +69,7 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
     runtime.advertise = config.advertise;
     runtime.protocol = protocol;
     runtime.tags = config.tags.clone();
+    runtime.data_dir = Some(config.data_dir.clone());
     let node = Cluster::start(runtime).await?;
     let http = rumor::http::serve(
         node.clone(),
@@ -117,11 +118,12 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
 /// Say what the agent listens on and how to use it.
 fn announce(node: &Handle, http: &HttpServer, config: &AgentConfig) {
     println!(
-        "rumor agent {} listening on {} (gossip, UDP and TCP), HTTP API on {}, profile {}",
+        "rumor agent {} listening on {} (gossip, UDP and TCP), HTTP API on {}, profile {}, data in {}",
         config.node,
         node.addr(),
         http.addr(),
-        config.profile
+        config.profile,
+        config.data_dir.display()
     );
     let mut next = node.addr();
     next.set_port(next.port().wrapping_add(2));
@@ -160,6 +162,9 @@ fn log_event(e: &Event) {
             member = %name, %addr,
             "the member answered a probe over TCP but not over UDP; UDP may be blocked between the two: check firewalls for UDP on the gossip port"
         ),
+        Event::TombstonesCollected { keys } => {
+            tracing::debug!(count = keys.len(), "collected tombstones")
+        }
         Event::KeyChanged { .. } => {}
     }
 }

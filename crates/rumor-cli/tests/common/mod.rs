@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,8 @@ pub struct Agent {
     pub port: u16,
     /// Its HTTP API port.
     pub http: u16,
+    /// Its data directory, when the agent owns it (removed on drop).
+    _data: Option<tempfile::TempDir>,
 }
 
 /// A free port on loopback, for UDP and TCP alike.
@@ -39,13 +42,24 @@ impl Agent {
         Agent::start_with(name, port, &extra)
     }
 
-    /// An agent with these extra flags.
+    /// An agent with these extra flags, on a data directory of its own.
     pub fn start_with(name: &str, port: u16, extra: &[String]) -> Agent {
+        let data = tempfile::tempdir().unwrap();
+        let mut agent = Agent::start_in(name, port, extra, data.path());
+        agent._data = Some(data);
+        agent
+    }
+
+    /// An agent whose data directory is `root/NAME` (kept after it stops,
+    /// so that it can be restarted on it).
+    pub fn start_in(name: &str, port: u16, extra: &[String], root: &Path) -> Agent {
         let http = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumor"));
         cmd.args(["agent", "--node", name, "--profile", "local"])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--http", &format!("127.0.0.1:{http}")])
+            .arg("--data-dir")
+            .arg(root.join(name))
             .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("RUMOR_HTTP_TOKEN")
@@ -78,6 +92,7 @@ impl Agent {
             lines,
             port,
             http,
+            _data: None,
         }
     }
 

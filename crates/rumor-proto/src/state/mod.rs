@@ -32,5 +32,5 @@ pub mod version_vector;
 pub use config::StateConfig;
 pub use entry::{Dotted, Entry, Kind, Payload, WrongKind};
 pub use hlc::{Hlc, Timestamp};
-pub use store::{KvError, KvStore, Merged, Op, Refusal, StoreSnapshot, Written, key_hash};
+pub use store::{Key, KvError, KvStore, Merged, Op, Refusal, StoreSnapshot, Written, key_hash};
 pub use version_vector::{Dot, ReplicaId, VersionVector};

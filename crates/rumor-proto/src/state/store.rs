@@ -228,15 +228,25 @@ impl KvStore {
 
     /// A store holding `snapshot`'s entries, as replica `replica`. Entries
     /// that break their invariants or the limits are skipped.
+    ///
+    /// The entries may come one by one from durable storage (as the runtime
+    /// keeps them): the replica's dot counters live in the entries'
+    /// contexts, so a store imported with every entry it had acknowledged
+    /// never names a new write with a dot it already used. The clock starts
+    /// past `snapshot.clock`, past every entry's timestamp and past
+    /// `gc_horizon`, so that timestamps never go backwards across a restart
+    /// even when the wall clock did.
     pub fn import(replica: ReplicaId, config: StateConfig, snapshot: StoreSnapshot) -> Self {
         let mut kv = KvStore::new(replica, config);
         kv.gc_horizon = snapshot.gc_horizon;
-        kv.hlc.observe(snapshot.clock, u64::MAX / 2);
+        let mut clock = snapshot.clock.max(snapshot.gc_horizon);
         for (key, entry) in snapshot.entries {
             if check_key(&key, kv.config.max_key_bytes).is_ok() && entry.is_valid() {
+                clock = clock.max(entry.ts);
                 let _ = kv.store(&key, entry);
             }
         }
+        kv.hlc.observe(clock, u64::MAX / 2);
         kv
     }
 
@@ -544,11 +554,11 @@ impl KvStore {
 
     /// Collect tombstones written before `wall_ms − tombstone_grace`, and,
     /// when `safe_before` is given (every member is known to hold this
-    /// store's state as of then), those written before it. Returns how
-    /// many were collected.
-    pub fn collect_tombstones(&mut self, wall_ms: u64, safe_before: Option<Timestamp>) -> usize {
+    /// store's state as of then), those written before it. Returns the
+    /// keys collected.
+    pub fn collect_tombstones(&mut self, wall_ms: u64, safe_before: Option<Timestamp>) -> Vec<Key> {
         if self.tombstones == 0 {
-            return 0;
+            return Vec::new();
         }
         let grace = u64::try_from(self.config.tombstone_grace.as_millis()).unwrap_or(u64::MAX);
         let mut cutoff = Timestamp {
@@ -567,17 +577,19 @@ impl KvStore {
                 collected.push((key_hash(&key), key));
             }
         }
-        for (hash, key) in &collected {
-            let Some(s) = self.remove(*hash, key) else {
+        let mut keys = Vec::with_capacity(collected.len());
+        for (hash, key) in collected {
+            let Some(s) = self.remove(hash, &key) else {
                 continue;
             };
-            self.index.sub(*hash, s.digest);
+            self.index.sub(hash, s.digest);
             self.keys -= 1;
             self.tombstones -= 1;
             self.bytes -= s.bytes;
             self.gc_horizon = self.gc_horizon.max(s.entry.ts);
+            keys.push(key);
         }
-        collected.len()
+        keys
     }
 }
 
@@ -653,6 +665,18 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_store_ticks_past_every_entry_even_without_its_clock() {
+        let mut a = store(1);
+        a.write("k", put(b"1"), 5_000).unwrap();
+        let newest = a.write("k", put(b"2"), 5_000).unwrap().ts;
+        let mut snapshot = a.export();
+        snapshot.clock = Timestamp::ZERO;
+        let mut b = KvStore::import(ReplicaId(1), StateConfig::default(), snapshot);
+        assert!(b.tick(1_000) > newest);
+        assert_eq!(b.root(), a.root());
+    }
+
+    #[test]
     fn limits_on_keys_hold() {
         let mut a = KvStore::new(
             ReplicaId(1),
@@ -683,7 +707,10 @@ mod tests {
         a.write("k", Op::Delete { context: None }, 2_000).unwrap();
         assert_eq!(a.tombstones(), 1);
         let day = 24 * 3600 * 1000;
-        assert_eq!(a.collect_tombstones(2_000 + day + 1, None), 1);
+        assert_eq!(
+            a.collect_tombstones(2_000 + day + 1, None),
+            vec![Key::from("k")]
+        );
         assert!(a.get("k").is_none());
         // b never heard of the delete and offers its old value back.
         assert_eq!(

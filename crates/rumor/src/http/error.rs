@@ -41,6 +41,10 @@ impl From<crate::Error> for ApiError {
             e @ (crate::Error::Node(_) | crate::Error::Keys(_) | crate::Error::Reserved(_)) => {
                 ApiError::bad_request(e)
             }
+            e @ crate::Error::NotDurable { .. } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+            },
         }
     }
 }
