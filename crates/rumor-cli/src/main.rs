@@ -46,6 +46,9 @@ enum TopCommand {
     Event(client::event::EventCommand),
     /// Print membership changes, user events or key changes as they happen.
     Watch(client::event::WatchArgs),
+    /// Generate, list and rotate the cluster's encryption keys.
+    #[command(subcommand)]
+    Keys(client::keys::KeysCommand),
     /// How far the cluster is from agreement, as the agent sees it.
     Convergence(client::cluster::PlainArgs),
     /// What the agent says about itself.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         TopCommand::Kv(command) => client::kv::run(command),
         TopCommand::Event(command) => client::event::run(command),
         TopCommand::Watch(args) => client::event::watch(args),
+        TopCommand::Keys(command) => client::keys::run(command),
         TopCommand::Convergence(args) => client::cluster::convergence(args),
         TopCommand::Info(args) => client::cluster::info(args),
     };

@@ -263,18 +263,113 @@ fn leave_through_the_client_stops_the_agent_gracefully() {
 fn metrics_are_served_in_the_prometheus_text_format() {
     use std::io::{Read, Write};
     let (a, _b) = pair();
+    let metrics = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", a.http)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            s,
+            "GET /v1/metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let value = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let before = metrics();
     a.ok(&["kv", "put", "m", "1"]);
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.http)).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        s,
-        "GET /v1/metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+    let text = metrics();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("# TYPE rumor_members gauge"), "{text}");
     assert!(text.contains("rumor_members{state=\"alive\"} 2"), "{text}");
-    assert!(text.contains("rumor_kv_writes_total 1"), "{text}");
+    assert_eq!(
+        value(&text, "rumor_kv_writes_total"),
+        value(&before, "rumor_kv_writes_total") + 1
+    );
+    assert!(value(&text, "rumor_transport_opened_total") > 0, "{text}");
+    assert_eq!(
+        value(&text, "rumor_transport_auth_failures_total"),
+        0,
+        "{text}"
+    );
+}
+
+fn generated_key() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rumor"))
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn keys_rotate_through_the_client_while_the_agents_keep_talking() {
+    let (a, b) = pair();
+    let new = generated_key();
+    assert_eq!(new.len(), 44, "a base64 key of 32 bytes: {new}");
+    let listed = a.json(&["keys", "list"]);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+    a.ok(&["keys", "install", &new]);
+    eventually(WAIT, "both agents hold the new key", || {
+        let r = b.json(&["keys", "list"]);
+        r["keys"]
+            .as_array()
+            .is_some_and(|k| k.len() == 2 && k.iter().all(|k| k["installed_on"] == 2))
+    });
+    b.ok(&["keys", "use", &new]);
+    eventually(
+        WAIT,
+        "both agents seal with the new key, none with the old",
+        || {
+            let r = a.json(&["keys", "list"]);
+            let keys = r["keys"].as_array().cloned().unwrap_or_default();
+            keys.iter().filter(|k| k["primary_on"] == 2).count() == 1
+                && keys.iter().filter(|k| k["primary_on"] == 0).count() == 1
+        },
+    );
+    a.ok(&["keys", "remove", common::TEST_KEY]);
+    eventually(WAIT, "the old key is gone everywhere", || {
+        b.json(&["keys", "list"])["keys"]
+            .as_array()
+            .is_some_and(|k| k.len() == 1)
+    });
+    // Still talking: a write on one reaches the other, and nobody failed.
+    a.ok(&["kv", "put", "after-rotation", "yes"]);
+    eventually(WAIT, "the write reaches b", || {
+        b.cli(&["kv", "get", "after-rotation"]).status.success()
+    });
+    let alive = a.json(&["members", "--status", "alive"]);
+    assert_eq!(alive.as_array().unwrap().len(), 2, "{alive}");
+    let removing_primary = a.cli(&["keys", "remove", &new]);
+    assert!(!removing_primary.status.success());
+    assert!(String::from_utf8_lossy(&removing_primary.stderr).contains("primary"));
+}
+
+#[test]
+fn an_agent_with_another_key_cannot_join_and_says_why() {
+    let a = Agent::start("key-a", free_port(), None);
+    a.expect(&["HTTP API listening"], WAIT);
+    let b = Agent::start_with(
+        "key-b",
+        free_port(),
+        &[
+            "--join".into(),
+            format!("127.0.0.1:{}", a.port),
+            "--encrypt-key".into(),
+            generated_key(),
+        ],
+    );
+    b.expect(
+        &[
+            "could not decrypt this node's packets",
+            "same encryption key",
+        ],
+        WAIT,
+    );
+    let members = a.json(&["members"]);
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
 }

@@ -52,6 +52,23 @@ pub struct AgentArgs {
     /// [default: ./rumor-data/NODE].
     #[arg(long, env = "RUMOR_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The cluster's encryption key (base64 of 32 bytes, as `rumor keys
+    /// generate` prints); seeds the keyring file on first start.
+    #[arg(
+        long,
+        env = "RUMOR_ENCRYPT_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub encrypt_key: Option<String>,
+    /// Keyring file: a JSON array of base64 keys, primary first
+    /// [default: DATA_DIR/keyring.json].
+    #[arg(long, env = "RUMOR_KEYRING", value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// Send packets unencrypted and unauthenticated (closed networks and
+    /// tests only).
+    #[arg(long, env = "RUMOR_PLAINTEXT")]
+    pub plaintext: bool,
     /// Protocol defaults: lan, wan or local [default: lan].
     #[arg(long, env = "RUMOR_PROFILE")]
     pub profile: Option<Profile>,
@@ -94,6 +111,10 @@ struct FileConfig {
     #[serde(default)]
     join: Vec<String>,
     data_dir: Option<PathBuf>,
+    encrypt_key: Option<String>,
+    keyring: Option<PathBuf>,
+    #[serde(default)]
+    plaintext: bool,
     profile: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
@@ -119,6 +140,12 @@ pub struct AgentConfig {
     pub join: Vec<String>,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Encryption key to seed the keyring with.
+    pub encrypt_key: Option<String>,
+    /// Keyring file.
+    pub keyring: Option<PathBuf>,
+    /// No encryption.
+    pub plaintext: bool,
     /// Protocol profile.
     pub profile: Profile,
     /// Tags.
@@ -178,6 +205,9 @@ impl AgentArgs {
                 self.join
             },
             data_dir,
+            encrypt_key: self.encrypt_key.or(file.encrypt_key),
+            keyring: self.keyring.or(file.keyring),
+            plaintext: self.plaintext || file.plaintext,
             profile,
             tags,
             event_handlers: if self.event_handlers.is_empty() {

@@ -2,6 +2,7 @@
 //! HTTP API and event handlers.
 
 mod config;
+mod encryption;
 mod event_handler;
 
 use std::net::SocketAddr;
@@ -70,6 +71,13 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
     runtime.protocol = protocol;
     runtime.tags = config.tags.clone();
     runtime.data_dir = Some(config.data_dir.clone());
+    let (security, chosen) = encryption::choose(
+        &config.data_dir,
+        config.keyring.as_deref(),
+        config.encrypt_key.as_deref(),
+        config.plaintext,
+    )?;
+    runtime.security = security;
     let node = Cluster::start(runtime).await?;
     let http = rumor::http::serve(
         node.clone(),
@@ -80,7 +88,8 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
     )
     .await?;
     event_handler::spawn(node.clone(), handlers);
-    announce(&node, &http, &config);
+    encryption::announce(&chosen);
+    announce(&node, &http, &config, &chosen);
     if !seeds.is_empty() {
         node.join(seeds.clone()).await?;
         tracing::info!(seeds = ?seeds, "joining");
@@ -116,7 +125,7 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
 }
 
 /// Say what the agent listens on and how to use it.
-fn announce(node: &Handle, http: &HttpServer, config: &AgentConfig) {
+fn announce(node: &Handle, http: &HttpServer, config: &AgentConfig, chosen: &encryption::Chosen) {
     println!(
         "rumor agent {} listening on {} (gossip, UDP and TCP), HTTP API on {}, profile {}, data in {}",
         config.node,
@@ -130,8 +139,9 @@ fn announce(node: &Handle, http: &HttpServer, config: &AgentConfig) {
     let mut next_http = http.addr();
     next_http.set_port(next_http.port().wrapping_add(2));
     println!(
-        "another node joins it with: rumor agent --node OTHER --bind {next} --http {next_http} --join {}",
-        node.addr()
+        "another node joins it with: rumor agent --node OTHER --bind {next} --http {next_http} --join {}{}",
+        node.addr(),
+        encryption::join_flag(chosen)
     );
     println!(
         "talk to it with: rumor members{}",

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod event;
+pub mod keys;
 pub mod kv;
 mod table;
 

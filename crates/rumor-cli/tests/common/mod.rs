@@ -22,6 +22,10 @@ pub struct Agent {
     _data: Option<tempfile::TempDir>,
 }
 
+/// The cluster key the test agents share (unless a test gives its own, or
+/// `--plaintext`).
+pub const TEST_KEY: &str = "cnVtb3ItdGVzdC1rZXktcnVtb3ItdGVzdC1rZXktMzI=";
+
 /// A free port on loopback, for UDP and TCP alike.
 pub fn free_port() -> u16 {
     loop {
@@ -61,6 +65,14 @@ impl Agent {
             .arg("--data-dir")
             .arg(root.join(name))
             .args(extra)
+            .args(
+                (!extra
+                    .iter()
+                    .any(|f| ["--plaintext", "--encrypt-key", "--keyring"].contains(&f.as_str())))
+                .then_some(["--encrypt-key", TEST_KEY])
+                .into_iter()
+                .flatten(),
+            )
             .env("RUST_LOG", "info")
             .env_remove("RUMOR_HTTP_TOKEN")
             .stdout(Stdio::piped())

@@ -178,5 +178,25 @@ pub(super) async fn render(State(s): State<ApiState>) -> Result<impl IntoRespons
         "Received packets and messages dropped.",
         st.dropped.total(),
     );
+    out.counter(
+        "stream_only_acks_total",
+        "Probes answered over TCP but not UDP (UDP may be blocked).",
+        st.stream_only_acks,
+    );
+    // Every transport counter (sealed, opened, auth_failures, replays_rejected,
+    // ...; documented on `rumor::TransportStats`), under its own name.
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(s.node.transport_stats()) {
+        for (name, v) in fields {
+            let help = format!(
+                "Transport: {} (see TransportStats).",
+                name.replace('_', " ")
+            );
+            out.counter(
+                &format!("transport_{name}_total"),
+                &help,
+                v.as_u64().unwrap_or(0),
+            );
+        }
+    }
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], out.0))
 }

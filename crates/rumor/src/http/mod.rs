@@ -21,6 +21,8 @@
 //! | `POST /v1/event/<name>?priority=P` | broadcast a user event (body: payload) |
 //! | `GET /v1/watch/members`, `/v1/watch/events`, `/v1/watch/kv?prefix=P` | stream changes |
 //! | `GET /v1/convergence` | how far the cluster is from agreement |
+//! | `GET /v1/keys` | the cluster's encryption keys (fingerprints) and who holds them |
+//! | `POST /v1/keys/install\|use\|remove` | rotate keys cluster-wide: `{"key": "<base64>"}` |
 //! | `GET /v1/metrics` | counters and gauges in the Prometheus text format |
 
 pub mod api;
@@ -28,6 +30,7 @@ mod auth;
 pub mod context_token;
 mod error;
 mod events;
+mod keys;
 mod kv;
 mod members;
 mod metrics;
@@ -172,6 +175,8 @@ fn router(state: ApiState, max_body: usize) -> Router {
         .route("/v1/event/{name}", post(events::send))
         .route("/v1/watch/{what}", get(events::watch))
         .route("/v1/convergence", get(members::convergence))
+        .route("/v1/keys", get(keys::list))
+        .route("/v1/keys/{op}", post(keys::operate))
         .route("/v1/metrics", get(metrics::render))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -133,7 +133,7 @@ impl KeyringRecord {
 }
 
 /// One key as the cluster holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyStatus {
     /// The key's fingerprint (first 8 bytes of its SHA-256, hex).
     pub fingerprint: String,
@@ -149,7 +149,7 @@ pub struct KeyStatus {
 
 /// The keys of the cluster as this node sees them: from its own keyring,
 /// and the records of the live members it knows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeysReport {
     /// Live (alive or suspect) members, this node included.
     pub members: usize,

@@ -8,7 +8,7 @@ macro_rules! transport_counters {
     ($( $(#[$doc:meta])* $name:ident, )*) => {
         /// What the transport sealed, opened and refused since the node
         /// started.
-        #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+        #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         pub struct TransportStats {
             $( $(#[$doc])* pub $name: u64, )*
         }
