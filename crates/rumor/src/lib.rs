@@ -132,7 +132,9 @@ impl RuntimeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A socket could not be bound.
-    #[error("cannot bind {what} to {addr}: {source}; is another process using the port?")]
+    #[error(
+        "cannot bind {what} to {addr} (is another process using the port? choose another with --bind)"
+    )]
     Bind {
         /// UDP or TCP.
         what: &'static str,
@@ -198,7 +200,7 @@ pub enum StartError {
     },
     /// The data directory cannot be created, read or written.
     #[error(
-        "cannot use data directory {path}: {source}; check that it is a writable directory on a disk with room"
+        "cannot use data directory {path} (check that it is a writable directory on a disk with room)"
     )]
     DataDir {
         /// The data directory.

@@ -80,7 +80,7 @@ pub enum HttpError {
     TokenRequired(SocketAddr),
     /// The listening socket could not be bound.
     #[error(
-        "cannot bind the HTTP API to {addr}: {source}; is another agent using the port? choose another with --http"
+        "cannot bind the HTTP API to {addr} (is another agent using the port? choose another with --http)"
     )]
     Bind {
         /// The address.

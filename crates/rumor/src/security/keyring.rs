@@ -133,7 +133,7 @@ pub enum KeyError {
     #[error("the keyring holds no key: give the node the cluster's key")]
     Empty,
     /// The keyring file could not be read or written.
-    #[error("keyring file {path}: {source}")]
+    #[error("cannot read or write keyring file {path}")]
     File {
         /// The file.
         path: PathBuf,
