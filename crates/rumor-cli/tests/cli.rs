@@ -320,17 +320,22 @@ fn keys_rotate_through_the_client_while_the_agents_keep_talking() {
             .as_array()
             .is_some_and(|k| k.len() == 2 && k.iter().all(|k| k["installed_on"] == 2))
     });
-    b.ok(&["keys", "use", &new]);
-    eventually(
-        WAIT,
-        "both agents seal with the new key, none with the old",
-        || {
-            let r = a.json(&["keys", "list"]);
-            let keys = r["keys"].as_array().cloned().unwrap_or_default();
-            keys.iter().filter(|k| k["primary_on"] == 2).count() == 1
-                && keys.iter().filter(|k| k["primary_on"] == 0).count() == 1
-        },
-    );
+    let used = b.json(&["keys", "use", &new]);
+    let fingerprint = used["keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["local_primary"] == true))
+        .map(|k| k["fingerprint"].clone())
+        .expect("b reports its new primary");
+    eventually(WAIT, "both agents seal with the new key", || {
+        let r = a.json(&["keys", "list"]);
+        r["keys"].as_array().is_some_and(|keys| {
+            keys.iter().any(|k| {
+                k["fingerprint"] == fingerprint
+                    && k["primary_on"] == 2
+                    && k["local_primary"] == true
+            })
+        })
+    });
     a.ok(&["keys", "remove", common::TEST_KEY]);
     eventually(WAIT, "the old key is gone everywhere", || {
         b.json(&["keys", "list"])["keys"]

@@ -69,6 +69,10 @@ pub struct AgentArgs {
     /// tests only).
     #[arg(long, env = "RUMOR_PLAINTEXT")]
     pub plaintext: bool,
+    /// Name of the cluster, checked on every packet: nodes of different
+    /// clusters never merge [default: default].
+    #[arg(long, env = "RUMOR_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
     /// Protocol defaults: lan, wan or local [default: lan].
     #[arg(long, env = "RUMOR_PROFILE")]
     pub profile: Option<Profile>,
@@ -115,6 +119,7 @@ struct FileConfig {
     keyring: Option<PathBuf>,
     #[serde(default)]
     plaintext: bool,
+    cluster: Option<String>,
     profile: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
@@ -146,6 +151,8 @@ pub struct AgentConfig {
     pub keyring: Option<PathBuf>,
     /// No encryption.
     pub plaintext: bool,
+    /// Cluster name (`None`: the protocol's default).
+    pub cluster: Option<String>,
     /// Protocol profile.
     pub profile: Profile,
     /// Tags.
@@ -208,6 +215,7 @@ impl AgentArgs {
             encrypt_key: self.encrypt_key.or(file.encrypt_key),
             keyring: self.keyring.or(file.keyring),
             plaintext: self.plaintext || file.plaintext,
+            cluster: self.cluster.or(file.cluster),
             profile,
             tags,
             event_handlers: if self.event_handlers.is_empty() {

@@ -64,7 +64,10 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
         .map(|s| HandlerSpec::parse(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let seeds = resolve(&config.join).await?;
-    let protocol = config.profile.config();
+    let mut protocol = config.profile.config();
+    if let Some(cluster) = &config.cluster {
+        protocol.cluster = cluster.clone();
+    }
     let gossip = protocol.gossip_interval;
     let mut runtime = RuntimeConfig::new(name.clone(), config.bind);
     runtime.advertise = config.advertise;

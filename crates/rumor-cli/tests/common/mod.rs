@@ -59,7 +59,12 @@ impl Agent {
     pub fn start_in(name: &str, port: u16, extra: &[String], root: &Path) -> Agent {
         let http = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rumor"));
+        // Agents of tests running side by side must never merge, even when
+        // one reuses a port another test's agents remember.
+        let test = std::thread::current().name().unwrap_or("test").to_string();
+        let cluster = test[test.len().saturating_sub(60)..].to_string();
         cmd.args(["agent", "--node", name, "--profile", "local"])
+            .args(["--cluster", &cluster])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--http", &format!("127.0.0.1:{http}")])
             .arg("--data-dir")
