@@ -11,7 +11,7 @@ use core::time::Duration;
 
 use rand::{RngExt, SeedableRng, seq::SliceRandom};
 use rand_chacha::ChaCha8Rng;
-use rumor_proto::state::{Dot, Entry, KvStore, Op, Payload, ReplicaId, StateConfig};
+use rumor_proto::state::{Dot, KvStore, Op, Payload, ReplicaId, StateConfig};
 use rumor_proto::{Config, Instant, Profile};
 use serde::Serialize;
 
@@ -196,17 +196,10 @@ pub fn run_kv(p: &KvParams, progress: &mut dyn FnMut(Instant)) -> Result<KvRepor
             key_names.push(key);
         }
     }
-    let initial: Vec<(String, Entry)> = loader
-        .iter()
-        .map(|(k, e)| (k.to_string(), e.clone()))
-        .collect();
-    drop(loader);
     for &i in &ids {
-        for (k, e) in &initial {
-            sim.preload(i, k, e);
-        }
+        sim.preload_store(i, &loader);
     }
-    drop(initial);
+    drop(loader);
 
     // Faults.
     if p.partition > 0.0 {

@@ -418,6 +418,14 @@ impl Sim {
         Some(r)
     }
 
+    /// Give `node` a copy of `template`'s keys without spreading them (to
+    /// preload identical state on every node); `false`, changing nothing,
+    /// when its store is not empty.
+    pub fn preload_store(&mut self, node: NodeId, template: &rumor_proto::state::KvStore) -> bool {
+        self.check(node);
+        self.slots[node].node.load_store(template)
+    }
+
     /// Merge `entry` into the store of `node` without spreading it (to
     /// preload identical state on every node).
     pub fn preload(&mut self, node: NodeId, key: &str, entry: &rumor_proto::state::Entry) {
