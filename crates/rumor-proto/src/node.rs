@@ -23,7 +23,7 @@ use crate::config::{Config, ConfigError, MAX_DATAGRAM};
 use crate::context::{Context, Outgoing};
 use crate::dissemination::bandwidth::TokenBucket;
 use crate::dissemination::exchange::Dissemination;
-use crate::dissemination::rumor::{Priority, RumorBody};
+use crate::dissemination::rumor::{Priority, RumorBody, RumorId};
 use crate::event::{Command, Event};
 use crate::membership::Membership;
 use crate::membership::member::{Incarnation, Member, MemberState, NodeName, Tags, boxed_tags};
@@ -38,10 +38,25 @@ use crate::time::Instant;
 use crate::timer::{Timer, Timers};
 use crate::transmit::{Channel, Transmit};
 use crate::wire::frame::{
-    FLAG_SEALED, decode_datagram_body_skipping, decode_message, encode_stream_frame,
+    AlreadyHeld, FLAG_SEALED, decode_datagram_body_skipping, decode_message, encode_stream_frame,
     encode_stream_frame_encoded, split_frame,
 };
 use crate::wire::{self, DecodeError, Decoded, Message, PacketBuilder};
+
+/// What a node holds, for decoding only what it lacks.
+struct Held<'a> {
+    dissemination: &'a Dissemination,
+    summaries: &'a crate::sync::convergence::Summaries,
+}
+
+impl AlreadyHeld for Held<'_> {
+    fn rumor(&self, id: &RumorId) -> bool {
+        self.dissemination.holds(id)
+    }
+    fn summary(&self, node: &str, issued: Timestamp) -> bool {
+        !self.summaries.is_newer_than(node, issued)
+    }
+}
 
 /// Who a node is.
 #[derive(Clone, Debug, PartialEq)]
@@ -325,8 +340,11 @@ impl Node {
         }
         let decoded = match channel {
             Channel::Datagram => {
-                let d = &self.dissemination;
-                decode_datagram_body_skipping(frame.body, |id| d.holds(id))?
+                let held = Held {
+                    dissemination: &self.dissemination,
+                    summaries: &self.anti_entropy.summaries,
+                };
+                decode_datagram_body_skipping(frame.body, &held)?
             }
             Channel::Stream => Decoded {
                 messages: vec![decode_message(frame.body)?],

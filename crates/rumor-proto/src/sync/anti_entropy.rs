@@ -100,7 +100,7 @@ impl AntiEntropy {
         if !self.summaries.is_newer(&s) || table.by_name(&s.node).is_none() {
             return;
         }
-        let hash = name_key(&s.node);
+        let hash = name_key(s.node.as_str());
         if self.summaries.insert(s, now) {
             self.queue.push(hash);
         }

@@ -13,7 +13,7 @@ use crate::time::Instant;
 /// The key of a node's summary in this node's maps and queue: a fast hash of
 /// its name (local only, never sent; names are compared on every lookup, so
 /// a collision costs a summary, not a wrong answer).
-pub(crate) fn name_key(name: &NodeName) -> u64 {
+pub(crate) fn name_key(name: &str) -> u64 {
     use core::hash::BuildHasher;
     crate::fast_map::FixedHasher::default().hash_one(name)
 }
@@ -130,15 +130,20 @@ pub struct Summaries {
 impl Summaries {
     /// Whether `s` is newer than the summary held for its node.
     pub fn is_newer(&self, s: &StateSummary) -> bool {
-        match self.by_node.get(&name_key(&s.node)) {
-            Some((old, _)) => old.node != s.node || old.issued < s.issued,
+        self.is_newer_than(s.node.as_str(), s.issued)
+    }
+
+    /// Whether a summary of `node` issued at `issued` would be news here.
+    pub fn is_newer_than(&self, node: &str, issued: Timestamp) -> bool {
+        match self.by_node.get(&name_key(node)) {
+            Some((old, _)) => old.node.as_str() != node || old.issued < issued,
             None => true,
         }
     }
 
     /// Record a summary; true if it is newer than what was held for its node.
     pub fn insert(&mut self, s: StateSummary, now: Instant) -> bool {
-        let key = name_key(&s.node);
+        let key = name_key(s.node.as_str());
         match self.by_node.get(&key) {
             Some((old, _)) if old.node == s.node && old.issued >= s.issued => false,
             _ => {
@@ -151,14 +156,14 @@ impl Summaries {
     /// The last summary heard from `node`.
     pub fn get(&self, node: &NodeName) -> Option<&StateSummary> {
         self.by_node
-            .get(&name_key(node))
+            .get(&name_key(node.as_str()))
             .map(|(s, _)| s)
             .filter(|s| s.node == *node)
     }
 
     /// Forget the summary of a node no longer in the member table.
     pub fn remove(&mut self, node: &NodeName) {
-        self.by_node.remove(&name_key(node));
+        self.by_node.remove(&name_key(node.as_str()));
     }
 
     /// Number of summaries held.

@@ -19,6 +19,7 @@ use super::error::{DecodeError, EncodeError};
 use super::message::Message;
 use crate::config::MAX_CLUSTER_NAME;
 use crate::dissemination::rumor::RumorId;
+use crate::state::Timestamp;
 
 /// Version of the wire protocol spoken by this build.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -205,25 +206,49 @@ pub struct Decoded {
     /// comes with the number of `messages` that preceded it in the packet,
     /// so the packet can be handled in order.
     pub known_rumors: Vec<(usize, RumorId)>,
+    /// State summaries no newer than the receiver's, dropped undecoded.
+    pub stale_summaries: usize,
+}
+
+/// What a receiver already holds, so that the copies of it that epidemic
+/// spreading brings need not be decoded.
+pub trait AlreadyHeld {
+    /// Whether the rumor `id` is held.
+    fn rumor(&self, id: &RumorId) -> bool;
+    /// Whether a summary of `node` at least as recent as `issued` is held.
+    fn summary(&self, node: &str, issued: Timestamp) -> bool;
+}
+
+/// Holds nothing: every message is decoded.
+impl AlreadyHeld for () {
+    fn rumor(&self, _: &RumorId) -> bool {
+        false
+    }
+    fn summary(&self, _: &str, _: Timestamp) -> bool {
+        false
+    }
 }
 
 /// Variant index of [`Message::Rumor`] on the wire.
 pub(crate) const RUMOR_KIND: u32 = 9;
+/// Variant index of [`Message::StateSummary`] on the wire.
+pub(crate) const SUMMARY_KIND: u32 = 12;
 
 /// Decode the body of a datagram into its messages. Nothing is returned
 /// unless the whole body decodes, so a damaged packet changes nothing.
 pub fn decode_datagram_body(body: &[u8]) -> Result<Decoded, DecodeError> {
-    decode_datagram_body_skipping(body, |_| false)
+    decode_datagram_body_skipping(body, &())
 }
 
-/// [`decode_datagram_body`], but a rumor for which `known` holds is not
-/// decoded past its id, which goes to [`Decoded::known_rumors`]. Most rumor
-/// copies a node receives are ones it already has (the price of epidemic
-/// spreading), and their bodies, keys and values would only be decoded,
-/// validated and thrown away. A known rumor's body is not checked.
+/// [`decode_datagram_body`], but what `held` already has is not decoded in
+/// full: a held rumor only as far as its id, which goes to
+/// [`Decoded::known_rumors`], and a summary no newer than the held one only
+/// as far as its node and issue time. Most copies a node receives are ones
+/// it already has (the price of epidemic spreading), and their bodies would
+/// only be decoded, validated and thrown away. Their bodies are not checked.
 pub fn decode_datagram_body_skipping(
     mut body: &[u8],
-    known: impl Fn(&RumorId) -> bool,
+    held: &impl AlreadyHeld,
 ) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
     while !body.is_empty() {
@@ -239,24 +264,37 @@ pub fn decode_datagram_body_skipping(
             out.unknown += 1;
             continue;
         }
-        if let Some(id) = rumor_id(msg).filter(|id| known(id)) {
-            out.known_rumors.push((out.messages.len(), id));
-            continue;
+        match postcard::take_from_bytes::<u32>(msg) {
+            Ok((RUMOR_KIND, rest)) => {
+                if let Ok((id, _)) = postcard::take_from_bytes::<RumorId>(rest)
+                    && held.rumor(&id)
+                {
+                    out.known_rumors.push((out.messages.len(), id));
+                    continue;
+                }
+            }
+            Ok((SUMMARY_KIND, rest)) => {
+                if let Some((node, issued)) = summary_head(rest)
+                    && held.summary(node, issued)
+                {
+                    out.stale_summaries += 1;
+                    continue;
+                }
+            }
+            _ => {}
         }
         out.messages.push(decode_message(msg)?);
     }
     Ok(out)
 }
 
-/// The id of an encoded rumor message (its first field), without decoding
-/// the rest; `None` for other messages.
-fn rumor_id(msg: &[u8]) -> Option<RumorId> {
-    match postcard::take_from_bytes::<u32>(msg) {
-        Ok((RUMOR_KIND, rest)) => postcard::take_from_bytes::<RumorId>(rest)
-            .ok()
-            .map(|(id, _)| id),
-        _ => None,
-    }
+/// The node and issue time of an encoded state summary (after its kind),
+/// read in place: the fields before `issued` are node, root, keys and
+/// last_change.
+fn summary_head(bytes: &[u8]) -> Option<(&str, Timestamp)> {
+    type Head<'a> = (&'a str, u64, u64, Timestamp, Timestamp);
+    let ((node, _, _, _, issued), _) = postcard::take_from_bytes::<Head<'_>>(bytes).ok()?;
+    Some((node, issued))
 }
 
 fn is_unknown_kind(msg: &[u8]) -> bool {
@@ -479,16 +517,65 @@ mod tests {
         })
     }
 
+    fn summary(issued: u64) -> Message {
+        Message::StateSummary(crate::sync::StateSummary {
+            node: NodeName::new("n1").unwrap(),
+            root: 7,
+            keys: 3,
+            last_change: Timestamp {
+                wall_ms: 5,
+                logical: 0,
+            },
+            issued: Timestamp {
+                wall_ms: issued,
+                logical: 1,
+            },
+            stable: Timestamp::ZERO,
+        })
+    }
+
     #[test]
-    fn rumor_kind_is_the_wire_index_of_rumor_messages() {
+    fn the_skip_kinds_are_the_wire_indexes_of_rumors_and_summaries() {
         let bytes = postcard::to_allocvec(&rumor(1)).unwrap();
-        assert_eq!(rumor_id(&bytes), Some(RumorId { origin: 99, seq: 1 }));
-        let ack = postcard::to_allocvec(&Message::Ack(Ack {
-            seq: 1,
-            digest: Default::default(),
-        }))
-        .unwrap();
-        assert_eq!(rumor_id(&ack), None);
+        let (kind, rest) = postcard::take_from_bytes::<u32>(&bytes).unwrap();
+        assert_eq!(kind, RUMOR_KIND);
+        let (id, _) = postcard::take_from_bytes::<RumorId>(rest).unwrap();
+        assert_eq!(id, RumorId { origin: 99, seq: 1 });
+        let bytes = postcard::to_allocvec(&summary(9)).unwrap();
+        let (kind, rest) = postcard::take_from_bytes::<u32>(&bytes).unwrap();
+        assert_eq!(kind, SUMMARY_KIND);
+        assert_eq!(
+            summary_head(rest),
+            Some((
+                "n1",
+                Timestamp {
+                    wall_ms: 9,
+                    logical: 1
+                }
+            ))
+        );
+    }
+
+    struct Holds;
+    impl AlreadyHeld for Holds {
+        fn rumor(&self, id: &RumorId) -> bool {
+            id.seq == 1
+        }
+        fn summary(&self, node: &str, issued: Timestamp) -> bool {
+            node == "n1" && issued.wall_ms <= 9
+        }
+    }
+
+    #[test]
+    fn held_summaries_are_dropped_undecoded_and_newer_ones_decoded() {
+        let mut b = PacketBuilder::new("c", 1400).unwrap();
+        assert!(b.push(&summary(9)).unwrap());
+        assert!(b.push(&summary(10)).unwrap());
+        let pkt = b.finish();
+        let frame = split_frame(&pkt, "c", 1400).unwrap();
+        let d = decode_datagram_body_skipping(frame.body, &Holds).unwrap();
+        assert_eq!(d.stale_summaries, 1);
+        assert_eq!(d.messages, vec![summary(10)]);
     }
 
     #[test]
@@ -503,7 +590,7 @@ mod tests {
         assert!(b.push(&rumor(2)).unwrap());
         let pkt = b.finish();
         let frame = split_frame(&pkt, "c", 1400).unwrap();
-        let d = decode_datagram_body_skipping(frame.body, |id| id.seq == 1).unwrap();
+        let d = decode_datagram_body_skipping(frame.body, &Holds).unwrap();
         assert_eq!(d.known_rumors, vec![(0, RumorId { origin: 99, seq: 1 })]);
         assert_eq!(d.messages, vec![rumor(2)]);
         // Without the skip, the damaged rumor makes the packet fail whole.
