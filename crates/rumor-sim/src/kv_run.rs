@@ -263,10 +263,11 @@ pub fn run_kv(p: &KvParams, progress: &mut dyn FnMut(Instant)) -> Result<KvRepor
             }
         };
         if let Some(Ok(w)) = sim.write(*node, key, op) {
-            if let Some((k, at)) = &last_write {
-                if k == key && t - at < 0.05 {
-                    concurrent += 1;
-                }
+            if let Some((k, at)) = &last_write
+                && k == key
+                && t - at < 0.05
+            {
+                concurrent += 1;
             }
             last_write = Some((key.clone(), *t));
             if *delete {

@@ -42,10 +42,10 @@ struct Persist {
 type Ack = (Reply<Result<Written, Error>>, Result<Written, NodeError>);
 
 pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartError> {
-    if let Security::Encrypted(e) = &config.security {
-        if e.replay_window < MIN_REPLAY_WINDOW {
-            return Err(StartError::ReplayWindow(e.replay_window));
-        }
+    if let Security::Encrypted(e) = &config.security
+        && e.replay_window < MIN_REPLAY_WINDOW
+    {
+        return Err(StartError::ReplayWindow(e.replay_window));
     }
     let counters = Arc::new(Counters::default());
     let gate = Gate::new(

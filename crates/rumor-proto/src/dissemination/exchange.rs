@@ -320,7 +320,7 @@ impl Dissemination {
         // sends nothing, so an idle cluster pays nothing for it.
         if self.config.anti_entropy
             && !self.store.is_empty()
-            && self.rounds % ANTI_ENTROPY_ROUNDS == 0
+            && self.rounds.is_multiple_of(ANTI_ENTROPY_ROUNDS)
         {
             let digest = self.digest(self.room, false);
             self.send_rumors(cx, peers[0], Some(digest), &[]);
