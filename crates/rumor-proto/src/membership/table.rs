@@ -53,6 +53,15 @@ fn digest_term(m: &Member) -> u64 {
     m.name.stable_hash() ^ u64::from(m.incarnation).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// How the name index rehashes an id when it grows: by its member's name.
+fn rehash<'a>(slots: &'a [Option<Member>], hasher: &'a NameHasher) -> impl Fn(&u32) -> u64 + 'a {
+    move |&i| {
+        slots[i as usize]
+            .as_ref()
+            .map_or(0, |m| hasher.hash_one(m.name.as_str()))
+    }
+}
+
 impl MemberTable {
     fn hash(&self, name: &NodeName) -> u64 {
         self.hasher.hash_one(name.as_str())
@@ -96,13 +105,18 @@ impl MemberTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.by_name.insert_unique(hash, idx, |&i| {
-            slots[i as usize]
-                .as_ref()
-                .map_or(0, |m| hasher.hash_one(m.name.as_str()))
-        });
+        self.by_name
+            .insert_unique(hash, idx, rehash(&self.slots, &self.hasher));
         MemberId(idx)
+    }
+
+    /// Make room for `additional` more members, so that a table filled at
+    /// once holds no spare capacity.
+    pub fn reserve(&mut self, additional: usize) {
+        let additional = additional.saturating_sub(self.free.len());
+        self.slots.reserve_exact(additional);
+        self.by_name
+            .reserve(additional, rehash(&self.slots, &self.hasher));
     }
 
     /// Remove a member; returns it.
@@ -153,6 +167,11 @@ impl MemberTable {
     /// Number of alive and suspect members (this node included).
     pub fn active_count(&self) -> usize {
         self.active
+    }
+
+    /// Whether the table holds any dead or left member.
+    pub fn has_inactive(&self) -> bool {
+        self.len() > self.active
     }
 
     /// The membership digest: active members and the XOR of their name hashes.
@@ -247,6 +266,7 @@ mod tests {
         let a = t.insert(member("a", MemberState::Alive));
         let b = t.insert(member("b", MemberState::Dead));
         assert_eq!(t.active_count(), 1);
+        assert!(t.has_inactive());
         assert_eq!(t.id_of(&"b".parse().unwrap()), Some(b));
         assert_eq!(t.remove(a).unwrap().name.as_str(), "a");
         assert_eq!(t.active_count(), 0);
@@ -257,6 +277,7 @@ mod tests {
         let before = t.digest();
         t.set_state(b, MemberState::Alive, Instant::from_millis(5));
         assert_eq!(t.active_count(), 2);
+        assert!(!t.has_inactive());
         assert_ne!(t.digest(), before);
         assert_eq!(t.get(b).unwrap().since, Instant::from_millis(5));
         t.update(b, |m| m.incarnation += 1);
