@@ -12,6 +12,7 @@ use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use foldhash::fast::FixedState;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumor_proto::{
@@ -195,8 +196,10 @@ pub struct Sim {
     queue: EventQueue<Action>,
     network: Network,
     slots: Vec<Slot>,
-    by_addr: HashMap<SocketAddr, NodeId>,
-    by_name: HashMap<NodeName, NodeId>,
+    /// Looked up for every packet sent and every member event: a fast
+    /// fixed-seed hasher (only ever looked up, never iterated).
+    by_addr: HashMap<SocketAddr, NodeId, FixedState>,
+    by_name: HashMap<NodeName, NodeId, FixedState>,
     observer: Observer,
     /// Draws cluster start times and the slow nodes' periods.
     fault_rng: ChaCha8Rng,
@@ -238,8 +241,8 @@ impl Sim {
             queue: EventQueue::default(),
             network: Network::new(config.network, config.seed),
             slots: Vec::new(),
-            by_addr: HashMap::new(),
-            by_name: HashMap::new(),
+            by_addr: HashMap::default(),
+            by_name: HashMap::default(),
             observer: Observer::default(),
             fault_rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED_FA17_0000_0001),
             hook: None,
