@@ -68,14 +68,14 @@ impl Identity {
     }
 
     /// The member table entry of this identity, alive since `now`.
-    fn alive_member(self, now: Instant) -> Member {
+    fn alive_member(&self, now: Instant) -> Member {
         Member {
-            name: self.name,
+            name: self.name.clone(),
             addr: self.addr,
             incarnation: self.incarnation,
             state: MemberState::Alive,
             since: now,
-            tags: boxed_tags(self.tags),
+            tags: boxed_tags(self.tags.clone()),
         }
     }
 }
@@ -298,7 +298,7 @@ impl Node {
         let members = members
             .iter()
             .filter(|m| m.tags.is_empty() || wire::tags_size(&m.tags) <= max)
-            .map(|m| m.clone().alive_member(now));
+            .map(|m| m.alive_member(now));
         self.membership.install(&mut self.cx, members)
     }
 

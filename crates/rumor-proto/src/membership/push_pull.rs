@@ -79,13 +79,12 @@ impl Membership {
         self.probe_order.reserve(expected);
         let mut added = 0;
         for member in members {
-            if self.table.id_of(&member.name).is_some() {
-                continue;
-            }
             if !self.former.is_empty() {
                 self.former.retain(|f| f.name != member.name);
             }
-            let id = self.table.insert(member);
+            let Some(id) = self.table.insert_if_absent(member) else {
+                continue;
+            };
             self.probe_order.add(id, &mut cx.rng);
             added += 1;
         }

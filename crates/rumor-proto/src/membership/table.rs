@@ -69,9 +69,13 @@ impl MemberTable {
 
     /// The id of the member called `name`.
     pub fn id_of(&self, name: &NodeName) -> Option<MemberId> {
+        self.find(self.hash(name), name)
+    }
+
+    fn find(&self, hash: u64, name: &NodeName) -> Option<MemberId> {
         let slots = &self.slots;
         self.by_name
-            .find(self.hash(name), |&i| {
+            .find(hash, |&i| {
                 slots[i as usize].as_ref().is_some_and(|m| &m.name == name)
             })
             .map(|&i| MemberId(i))
@@ -91,6 +95,21 @@ impl MemberTable {
     pub fn insert(&mut self, member: Member) -> MemberId {
         debug_assert!(self.id_of(&member.name).is_none());
         let hash = self.hash(&member.name);
+        self.insert_hashed(hash, member)
+    }
+
+    /// Add `member` unless a member of that name is in the table already
+    /// (hashing its name once, for tables filled in bulk); returns its id if
+    /// it was added.
+    pub fn insert_if_absent(&mut self, member: Member) -> Option<MemberId> {
+        let hash = self.hash(&member.name);
+        match self.find(hash, &member.name) {
+            Some(_) => None,
+            None => Some(self.insert_hashed(hash, member)),
+        }
+    }
+
+    fn insert_hashed(&mut self, hash: u64, member: Member) -> MemberId {
         if member.state.is_active() {
             self.active += 1;
             self.active_hash ^= digest_term(&member);
@@ -293,6 +312,16 @@ mod tests {
             before,
             "the digest depends only on the active set"
         );
+    }
+
+    #[test]
+    fn insert_if_absent_keeps_the_member_already_known() {
+        let mut t = MemberTable::default();
+        let a = t.insert_if_absent(member("a", MemberState::Alive));
+        assert!(a.is_some());
+        assert_eq!(t.insert_if_absent(member("a", MemberState::Dead)), None);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(a.unwrap()).unwrap().state, MemberState::Alive);
     }
 
     #[test]
