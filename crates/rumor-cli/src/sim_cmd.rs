@@ -109,8 +109,8 @@ struct BroadcastReportArgs {
     /// Output directory (the docs directory).
     #[arg(long, value_name = "DIR")]
     out: std::path::PathBuf,
-    /// Cluster sizes, comma-separated (a 10,000-node run takes 100 to 140 s
-    /// and up to 14.4 GB; the whole default report about 70 minutes).
+    /// Cluster sizes, comma-separated (a 10,000-node run takes 20 to 30 s of
+    /// CPU time and about 9.5 GB).
     #[arg(
         long,
         value_name = "LIST",
