@@ -81,6 +81,18 @@ impl Identity {
             incarnation: 0,
         }
     }
+
+    /// The member table entry of this identity, alive since `now`.
+    fn alive_member(&self, now: Instant) -> Member {
+        Member {
+            name: self.name.clone(),
+            addr: self.addr,
+            incarnation: self.incarnation,
+            state: MemberState::Alive,
+            since: now,
+            tags: boxed_tags(self.tags.clone()),
+        }
+    }
 }
 
 /// What a node must keep across a restart to rejoin by itself.
@@ -182,14 +194,7 @@ impl Node {
                 max: config.max_tags_bytes,
             });
         }
-        let local = Member {
-            name: identity.name,
-            addr: identity.addr,
-            incarnation: identity.incarnation,
-            state: MemberState::Alive,
-            since: now,
-            tags: boxed_tags(identity.tags),
-        };
+        let local = identity.alive_member(now);
         let mut cx = Context {
             now,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -275,6 +280,41 @@ impl Node {
         node.membership.rejoin(&mut node.cx, &known);
         node.flush();
         Ok(node)
+    }
+
+    /// Add `members` to this node's table as alive, as if it had joined a
+    /// cluster of them and heard every join: a simulation or test can start
+    /// from a formed cluster without running the joins and the full-state
+    /// exchanges that follow them. The protocol then runs as usual.
+    ///
+    /// Each member is added at its identity's incarnation, address and tags.
+    /// Members this node already knows (itself included) are left as they
+    /// are, and members whose tags exceed `max_tags_bytes` are skipped (no
+    /// peer would accept them). Nothing is queued for gossip, since every
+    /// member is taken to know the others already, and no events are
+    /// emitted: the caller knows what it installed. Returns how many members
+    /// were added.
+    ///
+    /// ```
+    /// use rumor_proto::{Config, Identity, Instant, MemberState, Node};
+    ///
+    /// let ids: Vec<Identity> = (1..=3)
+    ///     .map(|i| Identity::new(format!("n{i}").parse().unwrap(), ([127, 0, 0, i], 7946).into()))
+    ///     .collect();
+    /// let mut node = Node::new(Config::local(), ids[0].clone(), 1, Instant::ZERO).unwrap();
+    /// assert_eq!(node.install_members(Instant::ZERO, &ids), 2);
+    /// assert!(node.members().all(|m| m.state == MemberState::Alive));
+    /// assert_eq!(node.member_table().active_count(), 3);
+    /// assert!(node.poll_event().is_none());
+    /// ```
+    pub fn install_members(&mut self, now: Instant, members: &[Identity]) -> usize {
+        self.cx.now = now;
+        let max = self.config.max_tags_bytes;
+        let members = members
+            .iter()
+            .filter(|m| m.tags.is_empty() || wire::tags_size(&m.tags) <= max)
+            .map(|m| m.alive_member(now));
+        self.membership.install(&mut self.cx, members)
     }
 
     /// What this node must keep to rejoin after a restart.

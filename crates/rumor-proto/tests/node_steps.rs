@@ -113,6 +113,14 @@ impl Net {
         }
     }
 
+    /// Run until 3 s, then take `node` down and run a minute more.
+    fn crash_after_settling(&mut self, node: usize) {
+        self.run_until(Instant::from_millis(3_000));
+        self.down[node] = true;
+        let crash = self.now;
+        self.run_until(crash + Duration::from_secs(60));
+    }
+
     fn state(&self, observer: usize, subject: usize) -> Option<MemberState> {
         self.nodes[observer].member(&name(subject)).map(|m| m.state)
     }
@@ -148,13 +156,65 @@ fn join_spreads_everyone_to_everyone_without_periodic_push_pull() {
 }
 
 #[test]
+fn installed_members_are_probed_like_joined_ones_without_gossip_or_events() {
+    let n = 5;
+    let mut net = Net::new(n, Config::local());
+    let identities: Vec<Identity> = (0..n).map(|i| Identity::new(name(i), addr(i))).collect();
+    for node in &mut net.nodes {
+        let queued = node.queued_broadcasts();
+        assert_eq!(node.install_members(Instant::ZERO, &identities), n - 1);
+        assert_eq!(node.queued_broadcasts(), queued, "nothing new to gossip");
+        assert!(node.poll_event().is_none(), "installing emits no events");
+        assert!(node.poll_transmit().is_none(), "installing sends nothing");
+        assert_eq!(node.member_table().active_count(), n);
+    }
+    for i in 0..n {
+        for j in 0..n {
+            assert_eq!(net.state(i, j), Some(MemberState::Alive), "n{i} about n{j}");
+        }
+    }
+    // Installing again changes nothing, even with another address.
+    let moved = vec![Identity::new(name(1), addr(9))];
+    assert_eq!(net.nodes[0].install_members(Instant::ZERO, &moved), 0);
+    assert_eq!(net.nodes[0].member(&name(1)).map(|m| m.addr), Some(addr(1)));
+    // The installed members are probed: a crash is detected.
+    net.crash_after_settling(4);
+    for i in 0..4 {
+        assert_eq!(net.state(i, 4), Some(MemberState::Dead), "n{i} about n4");
+        for j in 0..4 {
+            assert_eq!(net.state(i, j), Some(MemberState::Alive), "n{i} about n{j}");
+        }
+    }
+}
+
+#[test]
+fn installing_skips_members_whose_tags_no_peer_would_accept() {
+    let config = Config::local();
+    let mut node = Node::new(
+        config.clone(),
+        Identity::new(name(0), addr(0)),
+        0,
+        Instant::ZERO,
+    )
+    .unwrap();
+    let mut big = Identity::new(name(1), addr(1));
+    big.tags
+        .insert("blob".into(), "x".repeat(config.max_tags_bytes + 1));
+    let mut small = Identity::new(name(2), addr(2));
+    small.tags.insert("role".into(), "db".into());
+    assert_eq!(node.install_members(Instant::ZERO, &[big, small]), 1);
+    assert!(node.member(&name(1)).is_none());
+    assert_eq!(
+        node.member(&name(2)).map(|m| m.tags().get("role").cloned()),
+        Some(Some("db".to_string()))
+    );
+}
+
+#[test]
 fn crashed_node_is_suspected_then_declared_dead() {
     let mut net = Net::new(5, Config::local());
     net.join_all();
-    net.run_until(Instant::from_millis(3_000));
-    net.down[4] = true;
-    let crash = net.now;
-    net.run_until(crash + Duration::from_secs(60));
+    net.crash_after_settling(4);
     for i in 0..4 {
         assert_eq!(net.state(i, 4), Some(MemberState::Dead), "n{i} about n4");
     }

@@ -7,19 +7,24 @@
 //!
 //! The run has three phases:
 //!
-//! 1. **Bootstrap.** With [`Bootstrap::Join`] every node starts within
-//!    `min(5 s, nodes × 1 ms)` and joins through node-0, as in the
-//!    `membership` scenario. With [`Bootstrap::Direct`] (the default) every
-//!    node starts alone at 0; node-0 contacts every node (a join with all of
-//!    them as seeds), and once it knows them all every node joins through it
-//!    and receives its full member list. The views end up the same, without
-//!    the storm of join rumors that makes `Join` slow beyond a few thousand
-//!    nodes.
+//! 1. **Bootstrap.** With [`Bootstrap::Formed`] (the default) every node
+//!    starts at 0 with every other in its member table, alive
+//!    ([`Sim::add_formed_cluster`]): no join is simulated. With
+//!    [`Bootstrap::Join`] every node starts within `min(5 s, nodes × 1 ms)`
+//!    and joins through node-0, as in the `membership` scenario. With
+//!    [`Bootstrap::Direct`] every node starts alone at 0; node-0 contacts
+//!    every node (a join with all of them as seeds), and once it knows them
+//!    all every node joins through it and receives its full member list. The
+//!    views end up the same either way; `Direct` avoids the storm of join
+//!    rumors that makes `Join` slow beyond a few thousand nodes, and
+//!    `Formed` also the full-state exchanges that still cost `Direct`
+//!    minutes at 10,000 nodes.
 //! 2. **Settle.** The run waits until every live node lists every other as
 //!    alive (at most [`BroadcastParams::converge_timeout`]), then a settle
 //!    time, so that the full-state exchanges that follow joins are over
-//!    before the first update; the membership traffic of its last
-//!    [`IDLE_WINDOW`] is the idle baseline
+//!    before the first update (with `Formed` there are none: it only lets
+//!    every node's periodic timers run once); the membership traffic of its
+//!    last [`IDLE_WINDOW`] is the idle baseline
 //!    ([`BroadcastReport::idle_bytes_per_node_per_s`]).
 //! 3. **Dissemination.** Update `j` is broadcast by a random node (distinct
 //!    nodes while `updates <= nodes`) at `j × spacing` after the settle
@@ -84,14 +89,19 @@ pub const QUIET_ROUNDS: u32 = 10;
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Bootstrap {
+    /// Every node starts with the formed cluster's member table, without
+    /// any join ([`Sim::add_formed_cluster`]): the same views as after the
+    /// joins, at no cost beyond filling the tables.
+    #[default]
+    Formed,
     /// Every node starts within `min(5 s, nodes × 1 ms)` and joins through
     /// node-0, as in the `membership` scenario: realistic, but the join
     /// rumors cost O(n²) work, minutes of wall time at 10,000 nodes.
     Join,
     /// Every node starts alone; node-0 contacts all of them, then each joins
     /// through node-0 and takes its full member list. Same views, no storm
-    /// of join rumors.
-    #[default]
+    /// of join rumors, but n full-state replies and n join syncs: about
+    /// 3 × 10^8 member entries encoded and merged at 10,000 nodes.
     Direct,
 }
 
@@ -99,6 +109,7 @@ impl Bootstrap {
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
+            Bootstrap::Formed => "formed",
             Bootstrap::Join => "join",
             Bootstrap::Direct => "direct",
         }
@@ -111,15 +122,16 @@ impl fmt::Display for Bootstrap {
     }
 }
 
-/// A bootstrap name that is not `join` or `direct`.
+/// A bootstrap name that is not `formed`, `join` or `direct`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bootstrap {0:?}: expected join or direct")]
+#[error("unknown bootstrap {0:?}: expected formed, join or direct")]
 pub struct UnknownBootstrap(pub String);
 
 impl FromStr for Bootstrap {
     type Err = UnknownBootstrap;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "formed" => Ok(Bootstrap::Formed),
             "join" => Ok(Bootstrap::Join),
             "direct" => Ok(Bootstrap::Direct),
             _ => Err(UnknownBootstrap(s.to_string())),
@@ -176,7 +188,9 @@ pub struct BroadcastParams {
     /// Wait between membership convergence and the first update; `None`:
     /// twice the membership settle time (gossip interval × retransmit
     /// limit), so that the full-state exchanges following joins are over,
-    /// plus [`IDLE_WINDOW`] to measure the membership background.
+    /// plus [`IDLE_WINDOW`] to measure the membership background; with
+    /// [`Bootstrap::Formed`], which has no joins to wait out, twice
+    /// [`IDLE_WINDOW`].
     pub settle: Option<Duration>,
 }
 
@@ -188,7 +202,7 @@ impl BroadcastParams {
             nodes: 100,
             seed: 1,
             profile,
-            bootstrap: Bootstrap::Direct,
+            bootstrap: Bootstrap::Formed,
             mode: d.mode,
             termination: d.termination,
             k: d.k,
@@ -231,9 +245,13 @@ impl BroadcastParams {
 
     /// Wait between membership convergence and the first update.
     pub fn settle(&self) -> Duration {
-        self.settle.unwrap_or_else(|| {
-            let config = self.profile.config();
-            config.gossip_interval * config.retransmit_limit(self.nodes) * 2 + IDLE_WINDOW
+        self.settle.unwrap_or_else(|| match self.bootstrap {
+            // Every periodic timer runs once before the idle window.
+            Bootstrap::Formed => IDLE_WINDOW * 2,
+            Bootstrap::Join | Bootstrap::Direct => {
+                let config = self.profile.config();
+                config.gossip_interval * config.retransmit_limit(self.nodes) * 2 + IDLE_WINDOW
+            }
         })
     }
 
@@ -447,7 +465,7 @@ pub struct BroadcastReport {
     pub seed: u64,
     /// Protocol profile (`lan`, `wan`, `local`).
     pub profile: String,
-    /// How the cluster formed (`join`, `direct`).
+    /// How the cluster formed (`formed`, `join`, `direct`).
     pub bootstrap: Bootstrap,
     /// Exchange mode (`push`, `pull`, `push-pull`).
     pub mode: String,
@@ -720,9 +738,12 @@ impl BroadcastRun {
         )?;
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0xB5AD_4ECE_DA1C_E2A9);
         let n = params.nodes;
-        let seed_node = sim.add_node(Instant::ZERO, &[])?;
         match params.bootstrap {
+            Bootstrap::Formed => {
+                sim.add_formed_cluster(n)?;
+            }
             Bootstrap::Join => {
+                let seed_node = sim.add_node(Instant::ZERO, &[])?;
                 let spread = MAX_START_SPREAD.min(Duration::from_millis(n as u64));
                 let spread = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX);
                 for _ in 1..n {
@@ -731,6 +752,7 @@ impl BroadcastRun {
                 }
             }
             Bootstrap::Direct => {
+                let seed_node = sim.add_node(Instant::ZERO, &[])?;
                 for _ in 1..n {
                     sim.add_node(Instant::ZERO, &[])?;
                 }
@@ -1100,7 +1122,7 @@ mod tests {
 
     #[test]
     fn bootstrap_names_round_trip() {
-        for b in [Bootstrap::Join, Bootstrap::Direct] {
+        for b in [Bootstrap::Formed, Bootstrap::Join, Bootstrap::Direct] {
             assert_eq!(b.name().parse::<Bootstrap>(), Ok(b));
         }
         assert!("gossip".parse::<Bootstrap>().is_err());

@@ -327,6 +327,25 @@ impl Observer {
         }
     }
 
+    /// Observer `i` lists every node of `ids` as alive from now on, as if
+    /// it had reported each of them joining (a cluster that starts formed).
+    pub(crate) fn joined_all(&mut self, now: Instant, i: NodeId, ids: &[NodeId]) {
+        if let Some(&last) = ids.iter().max() {
+            let row = &mut self.rows[i];
+            row.reserve_exact((last + 1).saturating_sub(row.len()));
+        }
+        for &j in ids {
+            self.member_event(
+                now,
+                i,
+                j,
+                MemberEventKind::Joined,
+                MemberState::Alive,
+                || false,
+            );
+        }
+    }
+
     /// Observer `i` reported a member event about `j`. `separated` tells
     /// whether a partition cuts `i` and `j` apart now; it is asked only when
     /// the event is a suspicion or failure of a live node.

@@ -48,3 +48,29 @@ fn hundred_nodes_converge(seed: u64) {
     assert_eq!(report.dropped_packets, 0, "seed {seed}");
     assert_eq!(sim.now(), Instant::from_millis(60_000));
 }
+
+#[test]
+fn a_formed_cluster_is_converged_from_the_start_and_runs_as_usual() {
+    use rumor_sim::{Sim, SimConfig};
+    let n = 50;
+    let mut sim = Sim::new(SimConfig::new(3)).expect("valid configuration");
+    let ids = sim.add_formed_cluster(n).expect("room for 50 nodes");
+    assert_eq!(ids, (0..n).collect::<Vec<_>>());
+    assert_eq!(sim.observer().join_converged_at(), Some(Instant::ZERO));
+    for i in 0..n {
+        assert_eq!(sim.node(i).members().count(), n, "node {i}'s table");
+        assert_eq!(sim.node(i).queued_broadcasts(), 1, "node {i}: only itself");
+        for j in (0..n).filter(|&j| j != i) {
+            assert_eq!(sim.view(i, j), Some(MemberState::Alive), "{i} about {j}");
+        }
+    }
+    // The installed members are probed like joined ones: a crash is found.
+    sim.crash_at(Instant::from_millis(10_000), 7);
+    sim.run_until(Instant::from_millis(60_000));
+    let report = sim.report();
+    assert_eq!(report.crashes.len(), 1);
+    assert!(report.crashes[0].detection_s.is_some(), "{report:?}");
+    assert_eq!(report.false_positives, 0);
+    assert_eq!(report.false_suspicions, 0);
+    assert!(sim.observer().is_converged());
+}

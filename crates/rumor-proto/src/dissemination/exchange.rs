@@ -412,14 +412,21 @@ impl Dissemination {
         // Cost of a datagram besides its messages: the header.
         let overhead = self.header;
         let room = self.room;
-        let head: Vec<Message> = digest.into_iter().map(Message::RumorDigest).collect();
-        let mut used = head.iter().map(|m| self.encoded_len(m) + 3).sum::<usize>();
-        if !head.is_empty() && !cx.budget_allows(used + overhead) {
+        // The digest leads the first datagram; encoded once, it is both
+        // measured and sent.
+        let mut batch: Vec<std::sync::Arc<[u8]>> = Vec::new();
+        let mut used = 0;
+        if let Some(digest) = digest {
+            self.scratch.clear();
+            if encode_message(&Message::RumorDigest(digest), &mut self.scratch).is_ok() {
+                used = self.scratch.len() + 3;
+                batch.push(std::sync::Arc::from(self.scratch.as_slice()));
+            }
+        }
+        if !batch.is_empty() && !cx.budget_allows(used + overhead) {
             self.defer_all(cx, ids);
             return;
         }
-        let mut head = Some(head);
-        let mut batch: Vec<std::sync::Arc<[u8]>> = Vec::new();
         for (i, &id) in ids.iter().enumerate() {
             let Some(held) = self.store.get(&id) else {
                 continue;
@@ -444,8 +451,8 @@ impl Dissemination {
             } else {
                 if used + len > room {
                     cx.charge(used + overhead);
-                    let msgs = head.take().unwrap_or_default();
-                    cx.send_charged(to, Channel::Datagram, msgs, core::mem::take(&mut batch));
+                    let batch = core::mem::take(&mut batch);
+                    cx.send_charged(to, Channel::Datagram, Vec::new(), batch);
                     used = 0;
                 }
                 batch.push(encoded);
@@ -459,10 +466,9 @@ impl Dissemination {
             }
             self.contact(cx, id, Contact::Sent);
         }
-        let msgs = head.take().unwrap_or_default();
-        if !batch.is_empty() || !msgs.is_empty() {
+        if !batch.is_empty() {
             cx.charge(used + overhead);
-            cx.send_charged(to, Channel::Datagram, msgs, batch);
+            cx.send_charged(to, Channel::Datagram, Vec::new(), batch);
         }
     }
 
@@ -472,14 +478,6 @@ impl Dissemination {
             if self.store.defer(id, cx.now) {
                 cx.stats.rumors_deferred += 1;
             }
-        }
-    }
-
-    fn encoded_len(&mut self, msg: &Message) -> usize {
-        self.scratch.clear();
-        match encode_message(msg, &mut self.scratch) {
-            Ok(()) => self.scratch.len(),
-            Err(_) => usize::MAX / 2,
         }
     }
 

@@ -11,8 +11,9 @@
 //!
 //! Items sit in one stack per transmission count. A superseded item is left
 //! where it is and skipped when reached; the stacks are compacted once such
-//! stale items outnumber the live ones, so memory stays proportional to the
-//! number of keys.
+//! stale items outnumber the live ones, and once a burst has gone out and
+//! left them far more room than items, so memory stays proportional to the
+//! number of keys queued now, not at the peak.
 
 use std::hash::Hash;
 
@@ -165,10 +166,23 @@ impl<K: Copy + Eq + Hash> TransmitQueue<K> {
                 self.stack(t as usize).push((generation, key));
             }
         }
+        self.shrink_after_burst();
     }
 
     fn maybe_compact(&mut self) {
         if self.stale > self.entries.len() + 64 {
+            self.compact();
+        }
+    }
+
+    /// Items that reach their limit leave without going stale, so a burst
+    /// (every member of a cluster joining at once) that has been sent out
+    /// would otherwise leave its peak capacity behind, in the map and in
+    /// every stack it passed through: on each of thousands of nodes.
+    fn shrink_after_burst(&mut self) {
+        let live = self.entries.len();
+        let held: usize = self.stacks.iter().map(Vec::capacity).sum();
+        if self.entries.capacity() > 4 * live + 64 || held > 4 * live + 16 * self.stacks.len() {
             self.compact();
         }
     }
@@ -184,6 +198,9 @@ impl<K: Copy + Eq + Hash> TransmitQueue<K> {
         }
         if self.entries.capacity() > 4 * self.entries.len() + 64 {
             self.entries.shrink_to_fit();
+        }
+        if self.entries.is_empty() {
+            self.stacks = Vec::new();
         }
         self.stale = 0;
     }
@@ -292,5 +309,32 @@ mod tests {
             }
         });
         assert!(q.len() < 11);
+    }
+
+    #[test]
+    fn a_burst_sent_out_gives_its_memory_back() {
+        let mut q = TransmitQueue::default();
+        for k in 0..10_000u32 {
+            q.push(k);
+        }
+        // Every item goes out its 20 times, 100 to a packet.
+        while !q.is_empty() {
+            drain(&mut q, 20, 100);
+        }
+        let held: usize = q.stacks.iter().map(Vec::capacity).sum();
+        assert_eq!(held, 0, "stacks keep room for {held} items");
+        assert!(q.entries.capacity() <= 64, "{}", q.entries.capacity());
+        // Half-drained, it holds room in proportion to what is left.
+        for k in 0..10_000u32 {
+            q.push(k);
+        }
+        for _ in 0..150 {
+            drain(&mut q, 2, 100);
+        }
+        let live = q.len();
+        assert!(live > 0 && live < 10_000, "{live}");
+        let held: usize = q.stacks.iter().map(Vec::capacity).sum();
+        assert!(held <= 4 * live + 16 * q.stacks.len(), "{held} for {live}");
+        assert!(q.entries.capacity() <= 4 * live + 64);
     }
 }

@@ -63,6 +63,11 @@ pub struct ProbeOrder {
 }
 
 impl ProbeOrder {
+    /// Make room for `additional` more members.
+    pub fn reserve(&mut self, additional: usize) {
+        self.ids.reserve_exact(additional);
+    }
+
     /// Add a new member to the current round at a random place.
     pub fn add(&mut self, id: MemberId, rng: &mut impl rand::Rng) {
         self.ids.push(id);

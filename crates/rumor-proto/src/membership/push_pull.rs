@@ -1,4 +1,5 @@
-//! Join and the periodic full-state push-pull exchange.
+//! Join, the periodic full-state push-pull exchange, and the installation
+//! of a formed cluster's members without either.
 //!
 //! A push-pull sends this node's whole member table over the stream channel;
 //! the receiver merges it and answers with its own. A joining node does this
@@ -14,7 +15,7 @@
 use std::net::SocketAddr;
 
 use super::Membership;
-use super::member::{MemberState, NodeName};
+use super::member::{Member, MemberState, NodeName};
 use super::table::{MemberId, MembershipDigest};
 use crate::context::Context;
 use crate::timer::Timer;
@@ -63,6 +64,31 @@ impl Membership {
                 self.send_push_pull(cx, seed, true);
             }
         }
+    }
+
+    /// Add `members` not yet known as they are, without gossip or events
+    /// (see `Node::install_members`). Returns how many were added.
+    pub(crate) fn install(
+        &mut self,
+        cx: &mut Context,
+        members: impl Iterator<Item = Member>,
+    ) -> usize {
+        let (least, most) = members.size_hint();
+        let expected = most.unwrap_or(least);
+        self.table.reserve(expected);
+        self.probe_order.reserve(expected);
+        let mut added = 0;
+        for member in members {
+            if !self.former.is_empty() {
+                self.former.retain(|f| f.name != member.name);
+            }
+            let Some(id) = self.table.insert_if_absent(member) else {
+                continue;
+            };
+            self.probe_order.add(id, &mut cx.rng);
+            added += 1;
+        }
+        added
     }
 
     /// After a join, one more push-pull with a random member once gossip

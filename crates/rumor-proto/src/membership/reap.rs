@@ -45,16 +45,20 @@ impl Membership {
     pub(crate) fn on_reap_timer(&mut self, cx: &mut Context) {
         cx.set_timer(self.config.reap_interval, Timer::Reap);
         let now = cx.now;
-        let due: Vec<_> = self
-            .table
-            .iter()
-            .filter(|(_, m)| match m.state {
-                MemberState::Dead => now - m.since >= self.config.dead_reap_after,
-                MemberState::Left => now - m.since >= self.config.left_reap_after,
-                _ => false,
-            })
-            .map(|(id, _)| id)
-            .collect();
+        // Only dead and left members are reaped: with none, skip the scan.
+        let due: Vec<_> = if self.table.has_inactive() {
+            self.table
+                .iter()
+                .filter(|(_, m)| match m.state {
+                    MemberState::Dead => now - m.since >= self.config.dead_reap_after,
+                    MemberState::Left => now - m.since >= self.config.left_reap_after,
+                    _ => false,
+                })
+                .map(|(id, _)| id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         for id in due {
             if id == self.local {
                 continue;
@@ -104,12 +108,15 @@ impl Membership {
                 .iter()
                 .any(|(_, m)| m.state.is_active() && m.addr == *addr)
         };
-        let mut candidates: Vec<SocketAddr> = self
-            .table
-            .iter()
-            .filter(|(_, m)| m.state == MemberState::Dead)
-            .map(|(_, m)| m.addr)
-            .collect();
+        let mut candidates: Vec<SocketAddr> = if self.table.has_inactive() {
+            self.table
+                .iter()
+                .filter(|(_, m)| m.state == MemberState::Dead)
+                .map(|(_, m)| m.addr)
+                .collect()
+        } else {
+            Vec::new()
+        };
         candidates.extend(self.former.iter().map(|f| f.addr));
         let seeds: Vec<SocketAddr> = self
             .seeds

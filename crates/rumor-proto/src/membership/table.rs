@@ -53,6 +53,15 @@ fn digest_term(m: &Member) -> u64 {
     m.name.stable_hash() ^ u64::from(m.incarnation).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// How the name index rehashes an id when it grows: by its member's name.
+fn rehash<'a>(slots: &'a [Option<Member>], hasher: &'a NameHasher) -> impl Fn(&u32) -> u64 + 'a {
+    move |&i| {
+        slots[i as usize]
+            .as_ref()
+            .map_or(0, |m| hasher.hash_one(m.name.as_str()))
+    }
+}
+
 impl MemberTable {
     fn hash(&self, name: &NodeName) -> u64 {
         self.hasher.hash_one(name.as_str())
@@ -60,9 +69,13 @@ impl MemberTable {
 
     /// The id of the member called `name`.
     pub fn id_of(&self, name: &NodeName) -> Option<MemberId> {
+        self.find(self.hash(name), name)
+    }
+
+    fn find(&self, hash: u64, name: &NodeName) -> Option<MemberId> {
         let slots = &self.slots;
         self.by_name
-            .find(self.hash(name), |&i| {
+            .find(hash, |&i| {
                 slots[i as usize].as_ref().is_some_and(|m| &m.name == name)
             })
             .map(|&i| MemberId(i))
@@ -82,6 +95,21 @@ impl MemberTable {
     pub fn insert(&mut self, member: Member) -> MemberId {
         debug_assert!(self.id_of(&member.name).is_none());
         let hash = self.hash(&member.name);
+        self.insert_hashed(hash, member)
+    }
+
+    /// Add `member` unless a member of that name is in the table already
+    /// (hashing its name once, for tables filled in bulk); returns its id if
+    /// it was added.
+    pub fn insert_if_absent(&mut self, member: Member) -> Option<MemberId> {
+        let hash = self.hash(&member.name);
+        match self.find(hash, &member.name) {
+            Some(_) => None,
+            None => Some(self.insert_hashed(hash, member)),
+        }
+    }
+
+    fn insert_hashed(&mut self, hash: u64, member: Member) -> MemberId {
         if member.state.is_active() {
             self.active += 1;
             self.active_hash ^= digest_term(&member);
@@ -96,13 +124,18 @@ impl MemberTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.by_name.insert_unique(hash, idx, |&i| {
-            slots[i as usize]
-                .as_ref()
-                .map_or(0, |m| hasher.hash_one(m.name.as_str()))
-        });
+        self.by_name
+            .insert_unique(hash, idx, rehash(&self.slots, &self.hasher));
         MemberId(idx)
+    }
+
+    /// Make room for `additional` more members, so that a table filled at
+    /// once holds no spare capacity.
+    pub fn reserve(&mut self, additional: usize) {
+        let additional = additional.saturating_sub(self.free.len());
+        self.slots.reserve_exact(additional);
+        self.by_name
+            .reserve(additional, rehash(&self.slots, &self.hasher));
     }
 
     /// Remove a member; returns it.
@@ -153,6 +186,11 @@ impl MemberTable {
     /// Number of alive and suspect members (this node included).
     pub fn active_count(&self) -> usize {
         self.active
+    }
+
+    /// Whether the table holds any dead or left member.
+    pub fn has_inactive(&self) -> bool {
+        self.len() > self.active
     }
 
     /// The membership digest: active members and the XOR of their name hashes.
@@ -247,6 +285,7 @@ mod tests {
         let a = t.insert(member("a", MemberState::Alive));
         let b = t.insert(member("b", MemberState::Dead));
         assert_eq!(t.active_count(), 1);
+        assert!(t.has_inactive());
         assert_eq!(t.id_of(&"b".parse().unwrap()), Some(b));
         assert_eq!(t.remove(a).unwrap().name.as_str(), "a");
         assert_eq!(t.active_count(), 0);
@@ -257,6 +296,7 @@ mod tests {
         let before = t.digest();
         t.set_state(b, MemberState::Alive, Instant::from_millis(5));
         assert_eq!(t.active_count(), 2);
+        assert!(!t.has_inactive());
         assert_ne!(t.digest(), before);
         assert_eq!(t.get(b).unwrap().since, Instant::from_millis(5));
         t.update(b, |m| m.incarnation += 1);
@@ -272,6 +312,16 @@ mod tests {
             before,
             "the digest depends only on the active set"
         );
+    }
+
+    #[test]
+    fn insert_if_absent_keeps_the_member_already_known() {
+        let mut t = MemberTable::default();
+        let a = t.insert_if_absent(member("a", MemberState::Alive));
+        assert!(a.is_some());
+        assert_eq!(t.insert_if_absent(member("a", MemberState::Dead)), None);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(a.unwrap()).unwrap().state, MemberState::Alive);
     }
 
     #[test]

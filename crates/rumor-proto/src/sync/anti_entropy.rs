@@ -10,7 +10,7 @@ use super::convergence::{StateSummary, Summaries, name_key};
 use crate::dissemination::queue::{Offer, TransmitQueue};
 use crate::fast_map::FastMap;
 use crate::membership::member::NodeName;
-use crate::membership::table::MemberTable;
+use crate::membership::table::{MemberId, MemberTable};
 use crate::state::store::Key;
 use crate::state::{Entry, KvStore};
 use crate::time::Instant;
@@ -175,10 +175,31 @@ impl AntiEntropy {
                 .map(|(_, m)| m)
                 .filter(|m| m.state.is_active() && m.name != *local)
         };
-        let differing: Vec<SocketAddr> = live()
-            .filter(|m| self.summaries.get(&m.name).map_or(0, |s| s.root) != root)
-            .map(|m| m.addr)
-            .collect();
+        let differing: Vec<SocketAddr> = if root == 0 {
+            // A member that never announced holds an empty store too, so
+            // only the summaries with a root of their own can differ: look
+            // at those rather than at every member, in table order all the
+            // same.
+            let mut found: Vec<(MemberId, SocketAddr)> = self
+                .summaries
+                .all()
+                .filter(|s| s.root != 0 && s.node != *local)
+                .filter_map(|s| {
+                    let id = table.id_of(&s.node)?;
+                    table
+                        .get(id)
+                        .filter(|m| m.state.is_active())
+                        .map(|m| (id, m.addr))
+                })
+                .collect();
+            found.sort_unstable_by_key(|&(id, _)| id);
+            found.into_iter().map(|(_, addr)| addr).collect()
+        } else {
+            live()
+                .filter(|m| self.summaries.get(&m.name).map_or(0, |s| s.root) != root)
+                .map(|m| m.addr)
+                .collect()
+        };
         if let Some(&peer) = differing.choose(rng) {
             self.quiet_rounds = 0;
             return Some(peer);

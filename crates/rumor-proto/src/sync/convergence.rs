@@ -178,7 +178,12 @@ impl Summaries {
 
     /// The nodes summaries are held for.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeName> {
-        self.by_node.values().map(|(s, _)| &s.node)
+        self.all().map(|s| &s.node)
+    }
+
+    /// Every summary held, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = &StateSummary> {
+        self.by_node.values().map(|(s, _)| s)
     }
 
     /// Summaries by node-name hash (for the transmit queue).
