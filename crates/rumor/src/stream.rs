@@ -15,6 +15,13 @@ use crate::STREAM_TIMEOUT;
 const MAX_HELLO: usize = 64;
 /// Most inbound connections read at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 256;
+/// Most bytes of inbound frames buffered at once, over all connections (at
+/// least one largest frame). A connection reserves the length its frame
+/// announces before reading it, so peers that announce large frames and
+/// stall hold no more than this between them.
+const MAX_BUFFERED: usize = 64 << 20;
+/// Unit of the buffer reservation.
+const RESERVATION_UNIT: usize = 1024;
 
 /// Send `frame` to `to` on a new connection, introducing ourselves as `me`.
 pub(crate) async fn send(me: SocketAddr, to: SocketAddr, frame: Vec<u8>) {
@@ -47,6 +54,9 @@ pub(crate) async fn accept(
     frames: mpsc::Sender<(SocketAddr, Vec<u8>)>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let buffered = Arc::new(Semaphore::new(
+        MAX_BUFFERED.max(max_frame).div_ceil(RESERVATION_UNIT),
+    ));
     loop {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             return;
@@ -59,9 +69,10 @@ pub(crate) async fn accept(
             }
         };
         let frames = frames.clone();
+        let buffered = Arc::clone(&buffered);
         tokio::spawn(async move {
             let _permit = permit;
-            match timeout(STREAM_TIMEOUT, read(conn, max_frame)).await {
+            match timeout(STREAM_TIMEOUT, read(conn, max_frame, &buffered)).await {
                 Ok(Ok((from, frame))) => {
                     let _ = frames.send((from, frame)).await;
                 }
@@ -72,7 +83,11 @@ pub(crate) async fn accept(
     }
 }
 
-async fn read(mut conn: TcpStream, max_frame: usize) -> std::io::Result<(SocketAddr, Vec<u8>)> {
+async fn read(
+    mut conn: TcpStream,
+    max_frame: usize,
+    buffered: &Semaphore,
+) -> std::io::Result<(SocketAddr, Vec<u8>)> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let hello_len = usize::from(conn.read_u16().await?);
     if hello_len > MAX_HELLO {
@@ -88,7 +103,18 @@ async fn read(mut conn: TcpStream, max_frame: usize) -> std::io::Result<(SocketA
     if len > max_frame {
         return Err(bad("frame larger than max_stream_frame"));
     }
-    let mut frame = vec![0; len];
-    conn.read_exact(&mut frame).await?;
+    let units =
+        u32::try_from(len.div_ceil(RESERVATION_UNIT)).map_err(|_| bad("frame too large"))?;
+    let _reserved = buffered
+        .acquire_many(units)
+        .await
+        .map_err(|_| bad("shutting down"))?;
+    // The buffer grows with the bytes that arrive, not with the length the
+    // peer announced.
+    let mut frame = Vec::with_capacity(len.min(64 * 1024));
+    (&mut conn).take(len as u64).read_to_end(&mut frame).await?;
+    if frame.len() != len {
+        return Err(bad("connection closed inside a frame"));
+    }
     Ok((from, frame))
 }
