@@ -1,0 +1,165 @@
+//! The report of a run: JSON for machines, a Markdown table for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// How long it took a fault to be noticed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Detection {
+    /// The member the fault hit.
+    pub subject: String,
+    /// Seconds from the fault until some node reported it suspect.
+    pub first_suspect_s: Option<f64>,
+    /// Seconds from the fault until some node reported it failed.
+    pub first_failed_s: Option<f64>,
+}
+
+/// One scenario's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    /// Short name (`loss`, `partition`, ...).
+    pub id: String,
+    /// Its letter in the suite's list.
+    pub letter: String,
+    /// What it does.
+    pub about: String,
+    /// Whether every check held.
+    pub passed: bool,
+    /// The checks that did not hold.
+    pub failures: Vec<String>,
+    /// Writes sent.
+    pub writes_attempted: u64,
+    /// Writes acknowledged.
+    pub writes_acknowledged: u64,
+    /// Acknowledged writes missing on some live node.
+    pub writes_lost: u64,
+    /// The first few missing writes.
+    pub lost_examples: Vec<String>,
+    /// Seconds from the heal until every live node's root was equal.
+    pub converge_s: Option<f64>,
+    /// Seconds from the heal until no node saw anyone suspect or dead.
+    pub members_heal_s: Option<f64>,
+    /// Suspect or failed reports about a member the fault did not cut off
+    /// from the reporting node.
+    pub false_positives: u64,
+    /// The first few of them.
+    pub false_positive_examples: Vec<String>,
+    /// Detection times of the members the fault hit.
+    pub detections: Vec<Detection>,
+    /// Peak resident set of each agent, MiB.
+    pub peak_rss_mib: BTreeMap<String, f64>,
+    /// Wall time of the scenario, seconds.
+    pub duration_s: f64,
+    /// What the scenario did, step by step.
+    pub notes: Vec<String>,
+}
+
+/// The settings a run used.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    /// The agent binary.
+    pub binary: String,
+    /// `--profile`.
+    pub profile: String,
+    /// Extra agent flags.
+    pub extra_args: Vec<String>,
+    /// Hosts (agents).
+    pub hosts: usize,
+    /// Short (CI) or full durations.
+    pub short: bool,
+    /// The profile's protocol timings, as text.
+    pub timings: BTreeMap<String, String>,
+    /// Writers and writes per second per writer.
+    pub workload: String,
+    /// Heal bound, seconds.
+    pub heal_within_s: f64,
+    /// Memory bound per agent, MiB.
+    pub rss_limit_mib: u64,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Seconds since the Unix epoch when the run began.
+    pub started_unix: u64,
+    /// The settings.
+    pub settings: Settings,
+    /// One entry per scenario run.
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+impl RunReport {
+    /// Whether every scenario passed.
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(|s| s.passed)
+    }
+
+    /// The readable table, with the settings above it and the failures
+    /// below it.
+    pub fn table(&self) -> String {
+        let s = &self.settings;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} hosts, profile {} ({}), {} run; heal bound {} s, memory bound {} MiB per agent; workload {}",
+            s.hosts,
+            s.profile,
+            s.timings
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if s.short { "short" } else { "full" },
+            s.heal_within_s,
+            s.rss_limit_mib,
+            s.workload
+        );
+        out.push('\n');
+        out.push_str("| scenario | result | writes acked | lost | converge after heal (s) | members clean after heal (s) | false positives | detection: suspect / failed (s) | peak RSS max (MiB) |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        let secs = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
+        for r in &self.scenarios {
+            let detect = if r.detections.is_empty() {
+                "—".to_string()
+            } else {
+                r.detections
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}: {} / {}",
+                            d.subject,
+                            secs(d.first_suspect_s),
+                            secs(d.first_failed_s)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let rss = r.peak_rss_mib.values().copied().fold(0.0, f64::max);
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} / {} | {} | {} | {} | {} | {} | {:.0} |",
+                r.letter,
+                r.id,
+                if r.passed { "pass" } else { "FAIL" },
+                r.writes_acknowledged,
+                r.writes_attempted,
+                r.writes_lost,
+                secs(r.converge_s),
+                secs(r.members_heal_s),
+                r.false_positives,
+                detect,
+                rss
+            );
+        }
+        for r in self.scenarios.iter().filter(|r| !r.passed) {
+            let _ = writeln!(out, "\n{} failed:", r.id);
+            for f in &r.failures {
+                let _ = writeln!(out, "- {f}");
+            }
+        }
+        out
+    }
+}
