@@ -202,3 +202,41 @@ fn copy_udp_payload(packet: &[u8], tap: &Tapped) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 packet from 10.77.0.11 carrying UDP with `payload`.
+    fn udp_packet(payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+        p.extend_from_slice(&[10, 77, 0, 11, 10, 77, 0, 10]);
+        p.extend_from_slice(&[0x1f, 0x0a, 0x1f, 0x0a, 0, 0, 0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn reads_the_source_and_taps_the_udp_payload() {
+        let packet = udp_packet(b"gossip");
+        assert_eq!(source(&packet), Some(Ipv4Addr::new(10, 77, 0, 11)));
+        let tap = Tapped::default();
+        copy_udp_payload(&packet, &tap);
+        let mut tcp = packet.clone();
+        tcp[9] = 6;
+        copy_udp_payload(&tcp, &tap);
+        copy_udp_payload(&packet[..10], &tap);
+        assert_eq!(*tap.lock().unwrap(), vec![b"gossip".to_vec()]);
+        assert_eq!(source(&[0x45, 0]), None);
+    }
+
+    #[test]
+    fn a_tap_keeps_a_bounded_number_of_payloads() {
+        let tap = Tapped::default();
+        let packet = udp_packet(b"x");
+        for _ in 0..MAX_TAPPED + 10 {
+            copy_udp_payload(&packet, &tap);
+        }
+        assert_eq!(tap.lock().unwrap().len(), MAX_TAPPED);
+    }
+}

@@ -229,6 +229,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         args.out.join("report.json").display(),
         args.out.join("report.md").display()
     );
+    let passed = report.scenarios.iter().filter(|s| s.passed).count();
+    println!(
+        "faults: {passed} passed, {} failed",
+        report.scenarios.len() - passed
+    );
     if !report.passed() {
         bail!(
             "some scenarios failed; see the table above and the agents' logs under {}",

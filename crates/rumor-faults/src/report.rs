@@ -163,3 +163,70 @@ impl RunReport {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(id: &str, passed: bool) -> ScenarioReport {
+        ScenarioReport {
+            id: id.to_string(),
+            letter: "a".to_string(),
+            about: String::new(),
+            passed,
+            failures: if passed {
+                Vec::new()
+            } else {
+                vec!["2 acknowledged writes missing".to_string()]
+            },
+            writes_attempted: 10,
+            writes_acknowledged: 9,
+            writes_lost: u64::from(!passed) * 2,
+            lost_examples: Vec::new(),
+            converge_s: Some(1.25),
+            members_heal_s: None,
+            false_positives: 3,
+            false_positive_examples: Vec::new(),
+            detections: vec![Detection {
+                subject: "node-4".to_string(),
+                first_suspect_s: Some(2.0),
+                first_failed_s: None,
+            }],
+            peak_rss_mib: [("node-0".to_string(), 20.0), ("node-1".to_string(), 31.6)]
+                .into_iter()
+                .collect(),
+            duration_s: 1.0,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_scenario_and_lists_failures() {
+        let report = RunReport {
+            started_unix: 0,
+            settings: Settings {
+                binary: "rumor".to_string(),
+                profile: "local".to_string(),
+                extra_args: Vec::new(),
+                hosts: 6,
+                short: true,
+                timings: BTreeMap::new(),
+                workload: "2 writers × 10/s".to_string(),
+                heal_within_s: 60.0,
+                rss_limit_mib: 256,
+            },
+            scenarios: vec![scenario("loss", true), scenario("pause", false)],
+        };
+        assert!(!report.passed());
+        let table = report.table();
+        assert!(
+            table.contains("| a loss | pass | 9 / 10 | 0 | 1.2 | — | 3 | node-4: 2.0 / — | 32 |"),
+            "{table}"
+        );
+        assert!(table.contains("| a pause | FAIL |"), "{table}");
+        assert!(
+            table.contains("pause failed:\n- 2 acknowledged writes missing"),
+            "{table}"
+        );
+    }
+}
