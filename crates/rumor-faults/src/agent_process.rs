@@ -21,8 +21,11 @@ pub struct AgentSettings {
     pub binary: PathBuf,
     /// `--profile`.
     pub profile: String,
-    /// Flags added to every agent (persistence, encryption, ...).
+    /// Flags added to every agent (persistence, encryption, ...); `{node}`
+    /// and `{scenario}` in them stand for the node's and scenario's names.
     pub extra_args: Vec<String>,
+    /// The scenario the agents run in.
+    pub scenario: String,
     /// Where stdout and stderr of each agent go.
     pub log_dir: PathBuf,
 }
@@ -111,11 +114,14 @@ impl Agent {
         if !join.is_empty() {
             cmd.arg("--join").arg(join.join(","));
         }
-        cmd.args(&settings.extra_args)
-            .env_remove("RUMOR_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+        cmd.args(settings.extra_args.iter().map(|a| {
+            a.replace("{node}", &self.host.name)
+                .replace("{scenario}", &settings.scenario)
+        }))
+        .env_remove("RUMOR_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
         // `ip netns exec` execs the agent, so the child's pid is the agent's.
         let child = cmd.spawn().with_context(|| {
             format!(

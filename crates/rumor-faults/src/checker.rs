@@ -2,7 +2,8 @@
 //!
 //! - every acknowledged write is present on every live node (a write to a
 //!   key of its own: the key is there with that value; a chain write: the
-//!   chain's last acknowledged value is among the key's values);
+//!   chain's last acknowledged value, or an unanswered write sent after it
+//!   with its context, is among the key's values);
 //! - every live node's Merkle root (`GET /v1/convergence`) is equal, within
 //!   the stated bound after the heal;
 //! - no live node sees a member suspect or dead, and each sees every live
@@ -105,11 +106,11 @@ pub fn lost_writes(cluster: &Cluster, log: &WorkloadLog, prefix: &str) -> Lost {
                 continue;
             }
         };
-        for ack in log.unique.iter().chain(log.chains.values()) {
-            let found = held
+        for ack in &log.unique {
+            if !held
                 .get(&ack.key)
-                .is_some_and(|values| values.contains(&ack.value));
-            if !found {
+                .is_some_and(|values| values.contains(&ack.value))
+            {
                 lost.keys.insert(ack.key.clone());
                 lost.details.push(format!(
                     "{}: {} lacks {:?} (acknowledged by {}); it holds {:?}",
@@ -117,6 +118,24 @@ pub fn lost_writes(cluster: &Cluster, log: &WorkloadLog, prefix: &str) -> Lost {
                     ack.key,
                     ack.value,
                     names[ack.node],
+                    held.get(&ack.key)
+                ));
+            }
+        }
+        for chain in log.chains.values() {
+            let ack = &chain.last;
+            let found = held
+                .get(&ack.key)
+                .is_some_and(|values| chain.acceptable().any(|v| values.iter().any(|h| h == v)));
+            if !found {
+                lost.keys.insert(ack.key.clone());
+                lost.details.push(format!(
+                    "{}: {} lacks {:?} (acknowledged by {}) and every unanswered write after it {:?}; it holds {:?}",
+                    names[i],
+                    ack.key,
+                    ack.value,
+                    names[ack.node],
+                    chain.unanswered,
                     held.get(&ack.key)
                 ));
             }

@@ -66,7 +66,8 @@ struct RunArgs {
     /// `--profile` of the agents.
     #[arg(long, default_value = "local")]
     profile: Profile,
-    /// A flag passed to every agent, e.g. --agent-arg=--data-dir=/var/lib/rumor (repeatable).
+    /// A flag passed to every agent (repeatable); `{node}` and `{scenario}`
+    /// stand for their names, e.g. --agent-arg=--data-dir=/tmp/faults/{scenario}/{node}.
     #[arg(long = "agent-arg", allow_hyphen_values = true)]
     agent_args: Vec<String>,
     /// Concurrent writers.
@@ -198,6 +199,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 binary: binary.clone(),
                 profile: args.profile.name().to_string(),
                 extra_args: args.agent_args.clone(),
+                scenario: s.id.to_string(),
                 log_dir,
             },
             durations: if args.short {

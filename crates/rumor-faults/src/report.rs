@@ -44,6 +44,8 @@ pub struct ScenarioReport {
     /// Suspect or failed reports about a member the fault did not cut off
     /// from the reporting node.
     pub false_positives: u64,
+    /// How many of those were failures (the rest are suspicions).
+    pub false_failures: u64,
     /// The first few of them.
     pub false_positive_examples: Vec<String>,
     /// Detection times of the members the fault hit.
@@ -117,7 +119,7 @@ impl RunReport {
             s.workload
         );
         out.push('\n');
-        out.push_str("| scenario | result | writes acked | lost | converge after heal (s) | members clean after heal (s) | false positives | detection: suspect / failed (s) | peak RSS max (MiB) |\n");
+        out.push_str("| scenario | result | writes acked | lost | converge after heal (s) | members clean after heal (s) | false positives: suspect / failed | detection: suspect / failed (s) | peak RSS max (MiB) |\n");
         out.push_str("|---|---|---|---|---|---|---|---|---|\n");
         let secs = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
         for r in &self.scenarios {
@@ -140,7 +142,7 @@ impl RunReport {
             let rss = r.peak_rss_mib.values().copied().fold(0.0, f64::max);
             let _ = writeln!(
                 out,
-                "| {} {} | {} | {} / {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} {} | {} | {} / {} | {} | {} | {} | {} / {} | {} | {:.0} |",
                 r.letter,
                 r.id,
                 if r.passed { "pass" } else { "FAIL" },
@@ -149,7 +151,8 @@ impl RunReport {
                 r.writes_lost,
                 secs(r.converge_s),
                 secs(r.members_heal_s),
-                r.false_positives,
+                r.false_positives - r.false_failures,
+                r.false_failures,
                 detect,
                 rss
             );
@@ -186,6 +189,7 @@ mod tests {
             converge_s: Some(1.25),
             members_heal_s: None,
             false_positives: 3,
+            false_failures: 1,
             false_positive_examples: Vec::new(),
             detections: vec![Detection {
                 subject: "node-4".to_string(),
@@ -220,7 +224,9 @@ mod tests {
         assert!(!report.passed());
         let table = report.table();
         assert!(
-            table.contains("| a loss | pass | 9 / 10 | 0 | 1.2 | — | 3 | node-4: 2.0 / — | 32 |"),
+            table.contains(
+                "| a loss | pass | 9 / 10 | 0 | 1.2 | — | 2 / 1 | node-4: 2.0 / — | 32 |"
+            ),
             "{table}"
         );
         assert!(table.contains("| a pause | FAIL |"), "{table}");

@@ -5,8 +5,11 @@
 //! acknowledged one must simply be there. Every fourth write of a writer
 //! goes to its chain key (`<prefix>chain/<writer>`) with the causal context
 //! the previous acknowledged write returned, so each acknowledged value
-//! supersedes the one before; the last acknowledged value must be among
-//! the key's values everywhere (siblings allowed).
+//! supersedes the one before. A chain write that got no answer may still
+//! have been applied (a paused node applies it when it wakes), and then it
+//! rightly supersedes the last acknowledged value; so the last acknowledged
+//! value, or one of the unanswered writes sent after it, must be among the
+//! key's values everywhere (siblings allowed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,13 +30,30 @@ pub struct Ack {
     pub node: usize,
 }
 
+/// Where a chain key stands.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// Its last acknowledged write.
+    pub last: Ack,
+    /// Values written after it whose outcome is unknown (no answer); each
+    /// carried the causal context of `last`.
+    pub unanswered: Vec<String>,
+}
+
+impl Chain {
+    /// The values of which one must be among the key's values.
+    pub fn acceptable(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.last.value.as_str()).chain(self.unanswered.iter().map(String::as_str))
+    }
+}
+
 /// What the workload did.
 #[derive(Debug, Default)]
 pub struct WorkloadLog {
     /// Acknowledged writes to keys of their own.
     pub unique: Vec<Ack>,
-    /// The last acknowledged write of each chain key.
-    pub chains: BTreeMap<String, Ack>,
+    /// Each chain key's last acknowledged write and what followed it.
+    pub chains: BTreeMap<String, Chain>,
     /// Acknowledged writes to chain keys.
     pub chain_writes: u64,
     /// Writes sent.
@@ -156,7 +176,13 @@ fn writer(
                     if chained {
                         chain_context = Some(written.context);
                         log.chain_writes += 1;
-                        log.chains.insert(chain_key.clone(), ack);
+                        log.chains.insert(
+                            chain_key.clone(),
+                            Chain {
+                                last: ack,
+                                unanswered: Vec::new(),
+                            },
+                        );
                     } else {
                         log.unique.push(ack);
                     }
@@ -164,11 +190,34 @@ fn writer(
                 Err(e) => {
                     tracing::debug!(error = %e, "write not acknowledged");
                     log.unacknowledged += 1;
+                    if chained && let Some(c) = log.chains.get_mut(&chain_key) {
+                        c.unanswered.push(value);
+                    }
                 }
             }
         }
         if let Some(rest) = pause.checked_sub(started.elapsed()) {
             std::thread::sleep(rest);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_accepts_its_last_acknowledged_value_or_an_unanswered_later_one() {
+        let chain = Chain {
+            last: Ack {
+                key: "x/chain/0".to_string(),
+                value: "c0-28".to_string(),
+                node: 0,
+            },
+            unanswered: vec!["c0-32".to_string(), "c0-36".to_string()],
+        };
+        let ok: Vec<&str> = chain.acceptable().collect();
+        assert_eq!(ok, ["c0-28", "c0-32", "c0-36"]);
+        assert!(!chain.acceptable().any(|v| v == "c0-24"));
     }
 }

@@ -33,7 +33,10 @@ const STALLED_BYTES: usize = 1 << 20;
 /// The frame size a stalled stream announces.
 const ANNOUNCED: u32 = 16 << 20;
 /// Longest time spent opening stalled streams.
-const STALL_PHASE: Duration = Duration::from_secs(4);
+const STALL_PHASE: Duration = Duration::from_secs(6);
+/// Write timeout of a stalled stream: a node that does not read it (its
+/// budget for inbound frames is taken) must not slow the opening of more.
+const STALL_WRITE: Duration = Duration::from_millis(20);
 /// Connect and write timeout of the outsider's streams.
 const SHORT: Duration = Duration::from_millis(300);
 
@@ -103,7 +106,7 @@ fn attack(
         let Ok(mut conn) = TcpStream::connect_timeout(&victim, SHORT) else {
             continue;
         };
-        let _ = conn.set_write_timeout(Some(SHORT));
+        let _ = conn.set_write_timeout(Some(STALL_WRITE));
         let hello = SocketAddr::from(([10, 77, 0, 250], GOSSIP_PORT)).to_string();
         let mut buf = Vec::with_capacity(STALLED_BYTES + 64);
         buf.extend_from_slice(&(hello.len() as u16).to_be_bytes());

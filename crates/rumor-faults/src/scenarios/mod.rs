@@ -52,8 +52,6 @@ pub struct Durations {
     pub fault: Duration,
     /// How long the 2/3–1/3 partition is held.
     pub partition: Duration,
-    /// Workload after the heal, before it stops.
-    pub after: Duration,
     /// How long a killed node stays down in the rolling restart.
     pub down: Duration,
 }
@@ -65,7 +63,6 @@ impl Durations {
             warmup: Duration::from_secs(3),
             fault: Duration::from_secs(30),
             partition: Duration::from_secs(60),
-            after: Duration::from_secs(2),
             down: Duration::from_secs(8),
         }
     }
@@ -76,7 +73,6 @@ impl Durations {
             warmup: Duration::from_secs(2),
             fault: Duration::from_secs(10),
             partition: Duration::from_secs(15),
-            after: Duration::from_secs(1),
             down: Duration::from_secs(3),
         }
     }
@@ -205,6 +201,7 @@ pub fn run(scenario: &Scenario, options: &SuiteOptions) -> ScenarioReport {
         converge_s: None,
         members_heal_s: None,
         false_positives: 0,
+        false_failures: 0,
         false_positive_examples: Vec::new(),
         detections: Vec::new(),
         peak_rss_mib: BTreeMap::new(),
@@ -264,7 +261,6 @@ fn run_into(
     }
     outcome?;
     let heal_at = stage.heal_at.unwrap_or_else(Instant::now);
-    stage.hold(options.durations.after);
     let log = workload.stop();
     stage.note(format!(
         "workload stopped: {} of {} writes acknowledged",
@@ -308,6 +304,7 @@ fn run_into(
     let events = cluster.events.lock().map(|e| e.clone()).unwrap_or_default();
     let grace = options.suspicion_max;
     let mut false_positives = Vec::new();
+    let mut false_failures = 0;
     for ev in events.iter().filter(|e| {
         (e.event == "member-suspect" || e.event == "member-failed") && e.at >= stage.started
     }) {
@@ -320,6 +317,7 @@ fn run_into(
                 && x.until.is_none_or(|u| ev.at <= u + grace)
         });
         if !excused {
+            false_failures += u64::from(ev.event == "member-failed");
             false_positives.push(format!(
                 "{:.1} s: {} reported {} {}",
                 ev.at.saturating_duration_since(stage.started).as_secs_f64(),
@@ -330,6 +328,7 @@ fn run_into(
         }
     }
     report.false_positives = false_positives.len() as u64;
+    report.false_failures = false_failures;
     report.false_positive_examples = false_positives.into_iter().take(10).collect();
     for (subject, since) in &stage.detections {
         let first = |kind: &str| {
