@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent_process::Condition;
 use crate::cluster::Cluster;
-use crate::workload::WorkloadLog;
+use crate::workload::{Ack, WorkloadLog};
 
 /// Limits the checker holds the cluster to.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -106,38 +106,37 @@ pub fn lost_writes(cluster: &Cluster, log: &WorkloadLog, prefix: &str) -> Lost {
                 continue;
             }
         };
+        let holds = |key: &str| held.get(key).cloned().unwrap_or_default();
+        let mut missing = |ack: &Ack, also: &[String]| {
+            lost.keys.insert(ack.key.clone());
+            lost.details.push(format!(
+                "{}: {} lacks {:?} (acknowledged by {}){}; it holds {:?}",
+                names[i],
+                ack.key,
+                ack.value,
+                names[ack.node],
+                if also.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and the unanswered writes after it {also:?}")
+                },
+                holds(&ack.key)
+            ));
+        };
         for ack in &log.unique {
             if !held
                 .get(&ack.key)
                 .is_some_and(|values| values.contains(&ack.value))
             {
-                lost.keys.insert(ack.key.clone());
-                lost.details.push(format!(
-                    "{}: {} lacks {:?} (acknowledged by {}); it holds {:?}",
-                    names[i],
-                    ack.key,
-                    ack.value,
-                    names[ack.node],
-                    held.get(&ack.key)
-                ));
+                missing(ack, &[]);
             }
         }
         for chain in log.chains.values() {
-            let ack = &chain.last;
             let found = held
-                .get(&ack.key)
+                .get(&chain.last.key)
                 .is_some_and(|values| chain.acceptable().any(|v| values.iter().any(|h| h == v)));
             if !found {
-                lost.keys.insert(ack.key.clone());
-                lost.details.push(format!(
-                    "{}: {} lacks {:?} (acknowledged by {}) and every unanswered write after it {:?}; it holds {:?}",
-                    names[i],
-                    ack.key,
-                    ack.value,
-                    names[ack.node],
-                    chain.unanswered,
-                    held.get(&ack.key)
-                ));
+                missing(&chain.last, &chain.unanswered);
             }
         }
     }

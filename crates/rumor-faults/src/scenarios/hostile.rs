@@ -1,8 +1,14 @@
 //! g. A hostile host (not a member) sends the agents malformed, oversized,
 //! replayed and random packets, floods them, and abuses their stream port:
 //! openings that lie about their length, frames that announce megabytes and
-//! stall, garbage. No keys are involved; forged but well-formed messages
-//! are the business of encryption.
+//! stall, garbage.
+//!
+//! Without authentication a node accepts any well-formed message from
+//! anyone, so a mutation that still decodes is a forgery (a bit flip can
+//! turn a captured write into another write or a delete), which nothing but
+//! keys can stop. Such mutations are withheld (and counted) unless the
+//! agents run with an encryption key (`--encrypt-key` among the agent
+//! flags); replays are always sent.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -10,6 +16,9 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use rumor_proto::Config;
+use rumor_proto::wire::frame::{decode_datagram_body, decode_message, split_frame};
+use rumor_proto::wire::validate;
 
 use super::{Scenario, Stage};
 use crate::agent_process::GOSSIP_PORT;
@@ -50,6 +59,8 @@ struct Sent {
     flood: u64,
     streams: u64,
     stalled: u64,
+    /// Mutations withheld because they still decoded (forgeries).
+    withheld_forgeries: u64,
 }
 
 fn body(stage: &mut Stage<'_>) -> anyhow::Result<()> {
@@ -77,19 +88,48 @@ fn body(stage: &mut Stage<'_>) -> anyhow::Result<()> {
     let stall_for = stage.options.durations.fault;
     let outsider = stage.cluster.lab.outsider.ns.clone();
     let (src, t) = (stage.cluster.lab.outsider.ip, targets.clone());
-    stage.note(format!("outsider {src} attacks for about {stall_for:?}"));
-    let sent = outsider.run(move || attack(&t, &captured, flood_for, stall_for))??;
+    let forge = stage
+        .options
+        .agents
+        .extra_args
+        .iter()
+        .any(|a| a.starts_with("--encrypt-key"));
+    stage.note(format!(
+        "outsider {src} attacks for about {stall_for:?}{}",
+        if forge { ", forgeries included" } else { "" }
+    ));
+    let plan = Plan {
+        flood_for,
+        stall_for,
+        forge,
+    };
+    let sent = outsider.run(move || attack(&t, &captured, &plan))??;
     stage.note(format!("outsider sent {sent:?}"));
     stage.healed()
 }
 
-fn attack(
-    targets: &[SocketAddr],
-    captured: &[Vec<u8>],
+/// How the outsider attacks.
+struct Plan {
+    /// How long the flood lasts at most.
     flood_for: Duration,
+    /// How long the attack lasts (stalled streams stay open until then).
     stall_for: Duration,
-) -> anyhow::Result<Sent> {
+    /// Whether mutations that still decode are sent too.
+    forge: bool,
+}
+
+fn attack(targets: &[SocketAddr], captured: &[Vec<u8>], plan: &Plan) -> anyhow::Result<Sent> {
+    let (flood_for, stall_for) = (plan.flood_for, plan.stall_for);
     let mut sent = Sent::default();
+    let mutated = |p: &[u8], stream: bool, sent: &mut Sent| -> Option<Vec<u8>> {
+        let m = mutate(p);
+        if plan.forge || !well_formed(&m, stream) {
+            Some(m)
+        } else {
+            sent.withheld_forgeries += 1;
+            None
+        }
+    };
     let udp = UdpSocket::bind("0.0.0.0:0").context("outsider UDP socket")?;
     let send = |bytes: &[u8], to: &SocketAddr| udp.send_to(bytes, to).is_ok();
     let started = Instant::now();
@@ -124,7 +164,9 @@ fn attack(
                 sent.replayed += u64::from(send(p, to));
             }
             for _ in 0..20 {
-                sent.mutated += u64::from(send(&mutate(p), to));
+                if let Some(m) = mutated(p, false, &mut sent) {
+                    sent.mutated += u64::from(send(&m, to));
+                }
             }
         }
         for _ in 0..2_000 {
@@ -137,7 +179,12 @@ fn attack(
             sent.oversized += u64::from(send(&big, to));
             sent.oversized += u64::from(send(&random_bytes(65_507), to));
         }
-        stream_abuse(to, captured, deadline, &mut sent);
+        let frames: Vec<Vec<u8>> = captured
+            .iter()
+            .take(50)
+            .filter_map(|p| mutated(p, true, &mut sent))
+            .collect();
+        stream_abuse(to, captured, &frames, deadline, &mut sent);
     }
     let flood_start = Instant::now();
     let mut i = 0usize;
@@ -147,7 +194,7 @@ fn attack(
         let ok = if i % 2 == 0 {
             send(p, to)
         } else {
-            send(&mutate(p), to)
+            mutated(p, false, &mut sent).is_some_and(|m| send(&m, to))
         };
         sent.flood += u64::from(ok);
         i += 1;
@@ -160,8 +207,15 @@ fn attack(
 }
 
 /// Streams that lie: an opening longer than allowed, one that is not an
-/// address, a frame of garbage, replayed datagrams as frames.
-fn stream_abuse(to: &SocketAddr, captured: &[Vec<u8>], deadline: Instant, sent: &mut Sent) {
+/// address, a frame of garbage, replayed datagrams as frames, and
+/// `mutated` as frames.
+fn stream_abuse(
+    to: &SocketAddr,
+    captured: &[Vec<u8>],
+    mutated: &[Vec<u8>],
+    deadline: Instant,
+    sent: &mut Sent,
+) {
     let hello = SocketAddr::from(([10, 77, 0, 250], GOSSIP_PORT)).to_string();
     let framed = |frame: &[u8]| {
         let mut b = (hello.len() as u16).to_be_bytes().to_vec();
@@ -182,7 +236,7 @@ fn stream_abuse(to: &SocketAddr, captured: &[Vec<u8>], deadline: Instant, sent: 
         Vec::new(),
     ];
     payloads.extend(captured.iter().take(50).map(|p| framed(p)));
-    payloads.extend(captured.iter().take(50).map(|p| framed(&mutate(p))));
+    payloads.extend(mutated.iter().map(|p| framed(p)));
     for p in payloads {
         if Instant::now() > deadline {
             return;
@@ -194,6 +248,21 @@ fn stream_abuse(to: &SocketAddr, captured: &[Vec<u8>], deadline: Instant, sent: 
             }
         }
     }
+}
+
+/// Whether a node would accept `bytes` (a datagram, or a stream frame
+/// when `stream`) as well-formed messages.
+fn well_formed(bytes: &[u8], stream: bool) -> bool {
+    let config = Config::local();
+    let Ok(frame) = split_frame(bytes, &config.cluster, 1 << 24) else {
+        return false;
+    };
+    let messages = if stream {
+        decode_message(frame.body).map(|m| vec![m])
+    } else {
+        decode_datagram_body(frame.body).map(|d| d.messages)
+    };
+    messages.is_ok_and(|ms| !ms.is_empty() && ms.iter().all(|m| validate(m, &config).is_ok()))
 }
 
 fn random_bytes(len: usize) -> Vec<u8> {
@@ -224,4 +293,30 @@ fn mutate(p: &[u8]) -> Vec<u8> {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use rumor_proto::wire::{Alive, Message, PacketBuilder};
+
+    use super::*;
+
+    #[test]
+    fn tells_forgeries_from_malformed_packets() {
+        let mut b = PacketBuilder::new("default", 1400).unwrap();
+        b.push(&Message::Alive(Alive {
+            incarnation: 3,
+            node: "node-1".parse().unwrap(),
+            addr: "10.77.0.11:7946".parse().unwrap(),
+            tags: Default::default(),
+        }))
+        .unwrap();
+        let packet = b.finish();
+        assert!(well_formed(&packet, false));
+        assert!(!well_formed(&packet[..packet.len() - 1], false));
+        assert!(!well_formed(&random_bytes(64), false));
+        let mut other_cluster = packet.clone();
+        other_cluster[3] ^= 0x20;
+        assert!(!well_formed(&other_cluster, false));
+    }
 }
