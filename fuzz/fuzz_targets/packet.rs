@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = decode_message(rest) {
         let mut buf = Vec::new();
         if encode_message(&msg, &mut buf).is_ok() {
-            assert_eq!(decode_message(&buf).ok(), Some(msg), "a message survives encode and decode");
+            assert_eq!(
+                decode_message(&buf).ok(),
+                Some(msg),
+                "a message survives encode and decode"
+            );
         }
     }
     let channel = if mode & 1 == 0 {
