@@ -21,6 +21,8 @@ struct Net {
     down: Vec<bool>,
     /// Partition group of each node; packets cross groups only when `None`.
     groups: Option<Vec<u8>>,
+    /// One-way cuts: packets from `.0` to `.1` are lost.
+    blocked: Vec<(usize, usize)>,
     now: Instant,
     events: Vec<(usize, Event)>,
     /// Size of the largest datagram sent so far.
@@ -44,6 +46,7 @@ impl Net {
             nodes,
             down: vec![false; n],
             groups: None,
+            blocked: Vec::new(),
             now: Instant::ZERO,
             events: Vec::new(),
             largest_datagram: 0,
@@ -65,7 +68,8 @@ impl Net {
                     let Some(j) = (0..self.nodes.len()).find(|&j| addr(j) == t.to) else {
                         continue;
                     };
-                    let split = self.groups.as_ref().is_some_and(|g| g[i] != g[j]);
+                    let split = self.groups.as_ref().is_some_and(|g| g[i] != g[j])
+                        || self.blocked.contains(&(i, j));
                     if !self.down[j] && !self.down[i] && !split {
                         let now = self.now;
                         self.nodes[j].handle_packet(now, addr(i), t.channel, &t.bytes);
@@ -260,6 +264,64 @@ fn suspected_node_refutes_with_higher_incarnation() {
         me.health_score(),
         1,
         "refuting raises the local health score"
+    );
+}
+
+fn suspect_packet(subject: usize, accuser: usize) -> Vec<u8> {
+    let mut b = PacketBuilder::new("default", 1400).unwrap();
+    b.push(&Message::Suspect(Suspect {
+        incarnation: 0,
+        node: name(subject),
+        from: name(accuser),
+    }))
+    .unwrap();
+    b.finish()
+}
+
+#[test]
+fn stale_accusation_makes_the_node_announce_itself_again() {
+    // n0 refutes a suspicion, but its refutation never reaches n1 (as when
+    // n1 stops hearing n0 for a while). Once n1 suspects n0 at the old
+    // incarnation and tells it so, n0 must announce itself again: without
+    // that n1 declares a live, reachable node dead.
+    let config = Config {
+        push_pull_interval: Duration::ZERO,
+        ..Config::local()
+    };
+    let mut net = Net::new(2, config);
+    net.join_all();
+    net.run_until(Instant::from_millis(3_000));
+    net.blocked.push((0, 1));
+    let queued_before = net.nodes[0].queued_broadcasts();
+    let now = net.now;
+    net.nodes[0].handle_packet(now, addr(1), Channel::Datagram, &suspect_packet(0, 1));
+    assert_eq!(net.nodes[0].local().incarnation, 1);
+    net.run_until(now + Duration::from_millis(500));
+    assert_eq!(
+        net.nodes[0].queued_broadcasts(),
+        queued_before,
+        "the refutation was spent"
+    );
+    net.blocked.clear();
+    let now = net.now;
+    net.nodes[1].handle_packet(now, addr(1), Channel::Datagram, &suspect_packet(0, 1));
+    assert_eq!(net.state(1, 0), Some(MemberState::Suspect));
+    // A few gossip rounds: n1 tells n0, n0 answers. Far less than a probe
+    // round, so no digest comparison on acks can be what repairs it.
+    net.run_until(now + Duration::from_millis(400));
+    assert_eq!(
+        net.state(1, 0),
+        Some(MemberState::Alive),
+        "n1 must learn of n0's refutation"
+    );
+    assert_eq!(
+        net.nodes[1].member(&name(0)).map(|m| m.incarnation),
+        Some(1)
+    );
+    assert_eq!(
+        net.nodes[0].stats().refutations,
+        1,
+        "announcing again does not raise the incarnation"
     );
 }
 

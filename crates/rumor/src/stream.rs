@@ -177,8 +177,13 @@ async fn read(
             bump(&counters.oversize_dropped);
             bad("no memory left for inbound frames; dropped")
         })?;
-    let mut bytes = vec![0; len];
-    conn.read_exact(&mut bytes).await?;
+    // The buffer grows with the bytes that arrive, not with the length the
+    // peer announced.
+    let mut bytes = Vec::with_capacity(len.min(64 * 1024));
+    (&mut conn).take(len as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != len {
+        return Err(bad("connection closed inside a frame"));
+    }
     Ok(Frame {
         from,
         bytes,

@@ -9,7 +9,9 @@
 //! - an update about the node itself that contradicts it (suspect, dead,
 //!   left, or alive with other address or tags) at an incarnation not below
 //!   its own is refuted: it raises its incarnation above the one heard and
-//!   gossips `alive`.
+//!   gossips `alive`; a suspect, dead or left below its own incarnation
+//!   makes it gossip its current `alive` again (the accuser missed the
+//!   refutation).
 //!
 //! Every accepted change is queued for gossip (unless the caller says the
 //! news is already known everywhere) and reported as a [`MemberEvent`].
@@ -48,6 +50,22 @@ impl Membership {
             self.awareness.apply(1);
         }
         cx.emit(Event::Refuted { incarnation });
+    }
+
+    /// Someone says this node is suspect, dead or gone, at `incarnation`.
+    /// At or above our incarnation it is refuted. Below it, the accuser has
+    /// not heard the refutation yet (it may have been spent on peers that
+    /// could not hear it): announce our current state again, without
+    /// raising the incarnation, unless that announcement is still queued.
+    fn answer_accusation(&mut self, cx: &mut Context, incarnation: Incarnation) {
+        if self.leaving {
+            return;
+        }
+        if incarnation >= self.local().incarnation {
+            self.refute(cx, incarnation);
+        } else if !self.queue.contains(self.local) {
+            self.queue.push(self.local);
+        }
     }
 
     /// An `alive` update.
@@ -134,9 +152,7 @@ impl Membership {
         gossip: bool,
     ) {
         if name == self.local_name() {
-            if !self.leaving && incarnation >= self.local().incarnation {
-                self.refute(cx, incarnation);
-            }
+            self.answer_accusation(cx, incarnation);
             return;
         }
         let Some(id) = self.table.id_of(name) else {
@@ -258,9 +274,7 @@ impl Membership {
         gossip: bool,
     ) {
         if name == self.local_name() {
-            if !self.leaving && incarnation >= self.local().incarnation {
-                self.refute(cx, incarnation);
-            }
+            self.answer_accusation(cx, incarnation);
             return;
         }
         let Some(id) = self.table.id_of(name) else {
