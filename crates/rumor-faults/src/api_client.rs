@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use rumor::KeysReport;
 use rumor::http::api::{ConvergenceView, KeyView, MemberView, WatchItem, WriteResult};
 use serde::de::DeserializeOwned;
 
@@ -62,6 +63,10 @@ impl ApiClient {
         ns.with(|| -> anyhow::Result<(u16, String)> {
             let resp = match method {
                 "PUT" => agent.put(&url).send(body),
+                "POST" => agent
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .send(body),
                 "DELETE" => agent.delete(&url).call(),
                 _ => agent.get(&url).call(),
             }
@@ -123,6 +128,21 @@ impl ApiClient {
     /// This node's view of convergence.
     pub fn convergence(&self) -> anyhow::Result<ConvergenceView> {
         self.get_json("/v1/convergence")
+    }
+
+    /// The cluster's keys as this node sees them.
+    pub fn keys(&self) -> anyhow::Result<KeysReport> {
+        self.get_json("/v1/keys")
+    }
+
+    /// A keyring operation (`install`, `use` or `remove`) through this node.
+    pub fn keys_op(&self, op: &str, key: &str) -> anyhow::Result<KeysReport> {
+        let body = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
+        let (status, text) = self.call("POST", &format!("/v1/keys/{op}"), &body)?;
+        if status != 200 {
+            anyhow::bail!("keys {op} on {}: status {status}: {text}", self.ns.name);
+        }
+        Ok(serde_json::from_str(&text)?)
     }
 
     /// Whether the agent answers at all.

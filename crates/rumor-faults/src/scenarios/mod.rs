@@ -2,6 +2,7 @@
 //! cluster, the workload, the fault, the heal, then the checker.
 
 mod hostile;
+mod key_rotation;
 mod latency;
 mod loss;
 mod one_way;
@@ -39,6 +40,7 @@ pub const ALL: &[Scenario] = &[
     one_way::SCENARIO,
     rolling_restart::SCENARIO,
     pause::SCENARIO,
+    key_rotation::SCENARIO,
     hostile::SCENARIO,
     latency::SCENARIO,
 ];
