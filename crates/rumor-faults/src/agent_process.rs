@@ -199,12 +199,12 @@ impl Agent {
         if self.condition == Condition::Killed {
             return;
         }
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                self.died = Some(describe(status));
-                self.child = None;
-                self.condition = Condition::Killed;
-            }
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            self.died = Some(describe(status));
+            self.child = None;
+            self.condition = Condition::Killed;
         }
     }
 

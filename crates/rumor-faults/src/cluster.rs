@@ -101,15 +101,15 @@ impl Cluster {
                     }
                     while !stop.load(Ordering::Relaxed) {
                         let record = |item: WatchItem| {
-                            if let WatchItem::Member { event, member } = item {
-                                if let Ok(mut ev) = events.lock() {
-                                    ev.push(SeenEvent {
-                                        at: Instant::now(),
-                                        observer: observer.clone(),
-                                        event,
-                                        subject: member.name,
-                                    });
-                                }
+                            if let WatchItem::Member { event, member } = item
+                                && let Ok(mut ev) = events.lock()
+                            {
+                                ev.push(SeenEvent {
+                                    at: Instant::now(),
+                                    observer: observer.clone(),
+                                    event,
+                                    subject: member.name,
+                                });
                             }
                         };
                         let _ = api.watch_members(record, || !stop.load(Ordering::Relaxed));

@@ -194,12 +194,11 @@ fn copy_udp_payload(packet: &[u8], tap: &Tapped) {
     if first >> 4 != 4 || packet.get(9) != Some(&17) {
         return;
     }
-    if let Some(payload) = packet.get(ihl + 8..) {
-        if let Ok(mut t) = tap.lock() {
-            if t.len() < MAX_TAPPED {
-                t.push(payload.to_vec());
-            }
-        }
+    if let Some(payload) = packet.get(ihl + 8..)
+        && let Ok(mut t) = tap.lock()
+        && t.len() < MAX_TAPPED
+    {
+        t.push(payload.to_vec());
     }
 }
 

@@ -155,7 +155,7 @@ fn writer(
             continue;
         };
         n += 1;
-        let chained = n % 4 == 0;
+        let chained = n.is_multiple_of(4);
         let (key, value) = if chained {
             (chain_key.clone(), format!("c{w}-{n}"))
         } else {

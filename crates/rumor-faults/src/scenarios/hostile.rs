@@ -191,7 +191,7 @@ fn attack(targets: &[SocketAddr], captured: &[Vec<u8>], plan: &Plan) -> anyhow::
     while flood_start.elapsed() < flood_for && sent.flood < FLOOD_PACKETS {
         let to = &targets[i % targets.len()];
         let p = &captured[i % captured.len()];
-        let ok = if i % 2 == 0 {
+        let ok = if i.is_multiple_of(2) {
             send(p, to)
         } else {
             mutated(p, false, &mut sent).is_some_and(|m| send(&m, to))
