@@ -206,6 +206,7 @@ fn client_errors_say_what_to_do_and_exit_non_zero() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 
     // An HTTP API reachable from other machines needs a token.
+    let data = tempfile::tempdir().unwrap();
     let refused = Command::new(env!("CARGO_BIN_EXE_rumor"))
         .args([
             "agent",
@@ -216,12 +217,16 @@ fn client_errors_say_what_to_do_and_exit_non_zero() {
             "--http",
             "0.0.0.0:0",
         ])
+        .arg("--data-dir")
+        .arg(data.path())
         .env_remove("RUMOR_HTTP_TOKEN")
         .output()
         .unwrap();
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("token"), "{err}");
+    let created = std::fs::read_dir(data.path()).unwrap().count();
+    assert_eq!(created, 0, "refused before touching the data directory");
 }
 
 #[test]

@@ -441,6 +441,7 @@ impl Node {
                 Timer::Gossip => self.on_gossip_timer(),
                 Timer::PushPull => m.on_push_pull_timer(cx),
                 Timer::JoinSync => m.on_join_sync_timer(cx),
+                Timer::JoinRetry => m.on_join_retry_timer(cx),
                 Timer::Reap => m.on_reap_timer(cx),
                 Timer::Reconnect => m.on_reconnect_timer(cx),
                 Timer::Rumor => self.on_rumor_timer(),

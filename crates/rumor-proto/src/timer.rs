@@ -29,6 +29,8 @@ pub enum Timer {
     /// The one push-pull a node makes shortly after joining, to learn of
     /// the members that joined after its seed answered.
     JoinSync,
+    /// A join no seed has answered yet: send it again.
+    JoinRetry,
     /// Next reaping pass.
     Reap,
     /// Next reconnect attempt.

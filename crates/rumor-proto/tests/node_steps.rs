@@ -215,6 +215,28 @@ fn installing_skips_members_whose_tags_no_peer_would_accept() {
 }
 
 #[test]
+fn a_join_no_seed_answered_is_sent_again() {
+    // The seed is unreachable when the join goes out (its request is lost,
+    // as when a seed refuses connections in a burst of joins), then comes
+    // back. Only the join retry can bring the two together here: no
+    // periodic push-pull, and a reconnect interval far beyond the test.
+    let config = Config {
+        push_pull_interval: Duration::ZERO,
+        reconnect_interval: Duration::from_secs(1_000),
+        ..Config::lan()
+    };
+    let mut net = Net::new(2, config);
+    net.down[0] = true;
+    net.join_all();
+    net.run_until(Instant::from_millis(3_000));
+    assert_eq!(net.state(1, 0), None, "the seed was unreachable");
+    net.down[0] = false;
+    net.run_until(Instant::from_millis(12_000));
+    assert_eq!(net.state(1, 0), Some(MemberState::Alive));
+    assert_eq!(net.state(0, 1), Some(MemberState::Alive));
+}
+
+#[test]
 fn crashed_node_is_suspected_then_declared_dead() {
     let mut net = Net::new(5, Config::local());
     net.join_all();

@@ -3,7 +3,11 @@
 //!
 //! The listener bounds what a flood can take: at most [`MAX_CONNECTIONS`]
 //! connections are read at once, at most [`MAX_CONNECTIONS_PER_IP`] from one
-//! address (others are closed unread and counted), each must deliver its
+//! address, and as many more from that address may wait up to
+//! [`SLOT_WAIT`] for one of those to finish (others are closed unread and
+//! counted: a burst of joins from one host, such as a cluster started on
+//! one machine or behind one NAT, is read in turn instead of refused), each
+//! must deliver its
 //! frame within [`STREAM_TIMEOUT`], a frame's announced length is checked
 //! against `max_stream_frame` before anything is allocated, and the bytes of
 //! frames being read or waiting for the driver come out of a fixed
@@ -12,10 +16,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::timeout;
 
 use crate::STREAM_TIMEOUT;
@@ -27,6 +32,8 @@ const MAX_HELLO: usize = 64;
 const MAX_CONNECTIONS: usize = 256;
 /// Most inbound connections read at once from one IP address.
 const MAX_CONNECTIONS_PER_IP: usize = 32;
+/// Longest a connection over the per-IP limit waits for a slot.
+const SLOT_WAIT: Duration = Duration::from_millis(500);
 /// Least memory set aside for inbound frames.
 const MIN_INBOUND_BUDGET: usize = 64 * 1024 * 1024;
 
@@ -66,10 +73,17 @@ pub(crate) async fn send(me: SocketAddr, to: SocketAddr, frame: Vec<u8>) {
     }
 }
 
-/// Connections open per IP address; an entry leaves when its last
-/// connection closes, so the map holds at most [`MAX_CONNECTIONS`] entries.
+/// Connections open per IP address, and connections waiting for one of
+/// them to close; an entry leaves when its last connection closes, so the
+/// map holds at most [`MAX_CONNECTIONS`] entries.
 #[derive(Default)]
-struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+struct PerIp(Mutex<HashMap<IpAddr, PerIpCount>>, Notify);
+
+#[derive(Default)]
+struct PerIpCount {
+    open: usize,
+    waiting: usize,
+}
 
 /// One open connection counted in [`PerIp`] until dropped.
 struct IpSlot {
@@ -78,17 +92,72 @@ struct IpSlot {
 }
 
 impl PerIp {
-    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+    /// A slot for a connection from `ip`, if fewer than the limit are open
+    /// (`waited`: the connection was counted as waiting until now).
+    fn take_slot(self: &Arc<Self>, ip: IpAddr, waited: bool) -> Option<IpSlot> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_default();
-        if *n >= MAX_CONNECTIONS_PER_IP {
+        if n.open >= MAX_CONNECTIONS_PER_IP {
             return None;
         }
-        *n += 1;
+        n.open += 1;
+        if waited {
+            n.waiting -= 1;
+        }
         Some(IpSlot {
             table: Arc::clone(self),
             ip,
         })
+    }
+
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        self.take_slot(ip, false)
+    }
+
+    /// Count one more connection from `ip` as waiting, unless as many as
+    /// the per-IP limit already wait.
+    fn enqueue(&self, ip: IpAddr) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_default();
+        if n.waiting >= MAX_CONNECTIONS_PER_IP {
+            return false;
+        }
+        n.waiting += 1;
+        true
+    }
+
+    /// Give up waiting for a slot from `ip`.
+    fn dequeue(&self, ip: IpAddr) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            n.waiting -= 1;
+            if n.open == 0 && n.waiting == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+
+    /// A slot for a connection from `ip`, waiting up to [`SLOT_WAIT`] for
+    /// one when the limit is reached; `None` if too many already wait or
+    /// none freed in time.
+    async fn take_or_wait(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        if let Some(slot) = self.take(ip) {
+            return Some(slot);
+        }
+        if !self.enqueue(ip) {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + SLOT_WAIT;
+        loop {
+            let freed = self.1.notified();
+            if let Some(slot) = self.take_slot(ip, true) {
+                return Some(slot);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                self.dequeue(ip);
+                return None;
+            }
+        }
     }
 }
 
@@ -96,11 +165,13 @@ impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut map = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+            n.open -= 1;
+            if n.open == 0 && n.waiting == 0 {
                 map.remove(&self.ip);
             }
         }
+        drop(map);
+        self.table.1.notify_waiters();
     }
 }
 
@@ -124,10 +195,7 @@ pub(crate) async fn accept(
                 continue;
             }
         };
-        let (Ok(permit), Some(slot)) = (
-            Arc::clone(&connections).try_acquire_owned(),
-            per_ip.take(peer.ip()),
-        ) else {
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             bump(&counters.connections_refused);
             tracing::debug!(%peer, "too many stream connections open; closed one unread");
             continue;
@@ -135,7 +203,13 @@ pub(crate) async fn accept(
         let frames = frames.clone();
         let bytes = Arc::clone(&bytes);
         let counters = Arc::clone(&counters);
+        let per_ip = Arc::clone(&per_ip);
         tokio::spawn(async move {
+            let Some(slot) = per_ip.take_or_wait(peer.ip()).await else {
+                bump(&counters.connections_refused);
+                tracing::debug!(%peer, "too many stream connections open from its address; closed one unread");
+                return;
+            };
             let _held = (permit, slot);
             match timeout(STREAM_TIMEOUT, read(conn, max_frame, bytes, &counters)).await {
                 Ok(Ok(frame)) => {
@@ -210,5 +284,50 @@ mod tests {
         assert_eq!(table.0.lock().unwrap().len(), 1);
         drop(again);
         assert!(table.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_the_limit_waits_for_a_slot_and_the_queue_is_bounded() {
+        let table = Arc::new(PerIp::default());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut open: Vec<IpSlot> = (0..MAX_CONNECTIONS_PER_IP)
+            .map(|_| table.take(ip).unwrap())
+            .collect();
+        let waiter = tokio::spawn({
+            let table = Arc::clone(&table);
+            async move { table.take_or_wait(ip).await.is_some() }
+        });
+        // Fill the waiting queue behind the spawned waiter.
+        while table.0.lock().unwrap()[&ip].waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 1..MAX_CONNECTIONS_PER_IP {
+            assert!(table.enqueue(ip));
+        }
+        assert!(!table.enqueue(ip), "the waiting queue is bounded");
+        for _ in 1..MAX_CONNECTIONS_PER_IP {
+            table.dequeue(ip);
+        }
+        open.pop();
+        assert!(
+            waiter.await.unwrap(),
+            "a freed slot goes to the waiting connection"
+        );
+        drop(open);
+        assert!(
+            table.0.lock().unwrap().is_empty(),
+            "every slot and wait released"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_gives_up_after_the_slot_wait() {
+        let table = Arc::new(PerIp::default());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let _open: Vec<IpSlot> = (0..MAX_CONNECTIONS_PER_IP)
+            .map(|_| table.take(ip).unwrap())
+            .collect();
+        assert!(table.take_or_wait(ip).await.is_none());
+        assert_eq!(table.0.lock().unwrap()[&ip].waiting, 0);
     }
 }

@@ -63,6 +63,9 @@ async fn agent(config: AgentConfig) -> anyhow::Result<()> {
         .iter()
         .map(|s| HandlerSpec::parse(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if config.http_token.is_none() && !config.http.ip().is_loopback() {
+        return Err(rumor::http::HttpError::TokenRequired(config.http).into());
+    }
     let seeds = resolve(&config.join).await?;
     let mut protocol = config.profile.config();
     if let Some(cluster) = &config.cluster {

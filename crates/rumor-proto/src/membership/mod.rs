@@ -56,6 +56,10 @@ pub struct Membership {
     pub(crate) former: VecDeque<Former>,
     pub(crate) leaving: bool,
     pub(crate) join_sync_pending: bool,
+    /// While a join is unanswered: the delay before it is sent again.
+    pub(crate) join_retry: Option<core::time::Duration>,
+    /// Whether a JoinRetry timer is set.
+    pub(crate) join_retry_armed: bool,
     pub(crate) digest_mismatch_since: Option<crate::time::Instant>,
     pub(crate) last_digest_sync: Option<crate::time::Instant>,
     scratch: Vec<u8>,
@@ -81,6 +85,8 @@ impl Membership {
             former: VecDeque::new(),
             leaving: false,
             join_sync_pending: false,
+            join_retry: None,
+            join_retry_armed: false,
             digest_mismatch_since: None,
             last_digest_sync: None,
             scratch: Vec::new(),

@@ -53,17 +53,60 @@ impl Membership {
         cx.send(addr, Channel::Stream, vec![msg], false);
     }
 
-    /// Join through `seeds`: remember them and push-pull with each.
+    /// Join through `seeds`: remember them and push-pull with each; until
+    /// one answers, send the join again (see [`Self::on_join_retry_timer`]).
     pub(crate) fn join(&mut self, cx: &mut Context, seeds: Vec<SocketAddr>) {
         let own = self.local().addr;
+        let mut sent = false;
         for seed in seeds {
             if seed != own && !self.seeds.contains(&seed) && self.seeds.len() < MAX_SEEDS {
                 self.seeds.push(seed);
             }
             if seed != own {
                 self.send_push_pull(cx, seed, true);
+                sent = true;
             }
         }
+        if sent {
+            // The first retry is not jittered: joins are spread by whoever
+            // starts them, and a join answered in time draws nothing from
+            // the random stream.
+            let first = self
+                .config
+                .probe_timeout
+                .min(self.config.reconnect_interval);
+            self.join_retry = Some(first);
+            if !self.join_retry_armed {
+                cx.set_timer(first, Timer::JoinRetry);
+                self.join_retry_armed = true;
+            }
+        }
+    }
+
+    /// Join-retry timer: no seed has answered the join yet. A request or
+    /// its reply can be lost (a seed busy with a burst of joins refuses
+    /// connections), and without this the joiner would wait for the
+    /// reconnect timer, up to `reconnect_interval`. The join goes to every
+    /// remembered seed again, and the delay doubles up to
+    /// `reconnect_interval`.
+    pub(crate) fn on_join_retry_timer(&mut self, cx: &mut Context) {
+        self.join_retry_armed = false;
+        let Some(delay) = self.join_retry else {
+            return;
+        };
+        if self.leaving {
+            self.join_retry = None;
+            return;
+        }
+        for seed in self.seeds.clone() {
+            self.send_push_pull(cx, seed, true);
+        }
+        let next = (delay * 2).min(self.config.reconnect_interval);
+        self.join_retry = Some(next);
+        use rand::RngExt;
+        let jittered = next.mul_f64(cx.rng.random_range(1.0..1.5));
+        cx.set_timer(jittered, Timer::JoinRetry);
+        self.join_retry_armed = true;
     }
 
     /// Add `members` not yet known as they are, without gossip or events
@@ -219,6 +262,9 @@ impl Membership {
                     self.apply_suspect(cx, e.incarnation, &e.node, &sender, gossip)
                 }
             }
+        }
+        if reply && join {
+            self.join_retry = None;
         }
         // Scheduled after the merge, so that the settle time reflects the
         // cluster just joined rather than a table of one.
