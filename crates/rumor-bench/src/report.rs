@@ -121,10 +121,10 @@ pub fn summarize(records: &[RunRecord]) -> BTreeMap<GroupKey, Summary> {
         };
         if let Some(s) = out.get_mut(&(loss, nodes, system)) {
             for (fig, theirs) in s.median.clone() {
-                if let Some(&o) = ours.get(fig) {
-                    if theirs > 0.0 {
-                        s.ratio_rumor_over_this.insert(fig, o / theirs);
-                    }
+                if let Some(&o) = ours.get(fig)
+                    && theirs > 0.0
+                {
+                    s.ratio_rumor_over_this.insert(fig, o / theirs);
                 }
             }
         }
