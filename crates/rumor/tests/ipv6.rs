@@ -1,11 +1,14 @@
 //! Nodes on the IPv6 loopback: they join over UDP and TCP and a write
 //! reaches the other node, as on IPv4.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{alive, eventually};
 use rumor::{Cluster, Handle, RuntimeConfig};
+use rumor_proto::Config;
 use rumor_proto::state::Op;
-use rumor_proto::{Config, MemberState};
 
 async fn node(name: &str) -> Handle {
     let mut config = RuntimeConfig::new(name.parse().unwrap(), "[::1]:0".parse().unwrap());
@@ -26,25 +29,15 @@ async fn two_nodes_on_ipv6_join_and_share_a_key() {
         kind: None,
     };
     a.write("k", put).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let alive = a
-            .members()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count();
-        let got = b.get("k").await.unwrap();
-        if alive == 2 && got.is_some_and(|e| e.values() == vec![b"over v6".as_slice()]) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no join and write over IPv6 within 15 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(15),
+        "join and write over IPv6",
+        || async {
+            let got = b.get("k").await.unwrap();
+            alive(&a).await == 2 && got.is_some_and(|e| e.values() == vec![b"over v6".as_slice()])
+        },
+    )
+    .await;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

@@ -2,10 +2,12 @@
 //! stall must not make the node hold memory for every announced frame.
 //! (Its own test binary: it measures this process's resident memory.)
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use rumor::{Cluster, RuntimeConfig};
-use rumor_proto::{Config, MemberState};
+use common::{alive, eventually};
+use rumor::Security;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -25,9 +27,7 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_large_frames_are_not_all_buffered() {
-    let mut config = RuntimeConfig::new("a".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
-    config.protocol = Config::local();
-    let a = Cluster::start(config).await.unwrap();
+    let a = common::start("a", Security::Plaintext).await;
     let target = a.addr();
     let before = rss_kib();
 
@@ -64,26 +64,12 @@ async fn stalled_large_frames_are_not_all_buffered() {
 
     // The stream path still works once they are gone: a node joins (a
     // push-pull over TCP) and both see each other.
-    let mut config = RuntimeConfig::new("b".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
-    config.protocol = Config::local();
-    let b = Cluster::start(config).await.unwrap();
+    let b = common::start("b", Security::Plaintext).await;
     b.join(vec![target]).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let seen = a
-            .members()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count();
-        if seen == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "b did not join a after the attack"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(15),
+        "b joins a after the attack",
+        || async { alive(&a).await == 2 },
+    )
+    .await;
 }
