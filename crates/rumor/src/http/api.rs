@@ -89,6 +89,18 @@ impl From<&Member> for MemberView {
     }
 }
 
+impl From<&MemberEvent> for MemberView {
+    fn from(m: &MemberEvent) -> Self {
+        MemberView {
+            name: m.name.to_string(),
+            addr: m.addr.to_string(),
+            state: m.state.as_str().to_string(),
+            incarnation: u64::from(m.incarnation),
+            tags: m.tags.clone(),
+        }
+    }
+}
+
 /// One key's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyView {
@@ -214,13 +226,7 @@ impl WatchItem {
     pub fn member(m: &MemberEvent) -> Self {
         WatchItem::Member {
             event: m.kind.as_str().to_string(),
-            member: MemberView {
-                name: m.name.to_string(),
-                addr: m.addr.to_string(),
-                state: m.state.as_str().to_string(),
-                incarnation: u64::from(m.incarnation),
-                tags: m.tags.clone(),
-            },
+            member: MemberView::from(m),
         }
     }
 }
