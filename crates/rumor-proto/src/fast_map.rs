@@ -8,3 +8,6 @@ pub type FixedHasher = foldhash::fast::FixedState;
 
 /// A `HashMap` with [`FixedHasher`].
 pub type FastMap<K, V> = hashbrown::HashMap<K, V, FixedHasher>;
+
+/// A `HashSet` with [`FixedHasher`].
+pub type FastSet<K> = hashbrown::HashSet<K, FixedHasher>;

@@ -14,7 +14,6 @@
 //! piggybacks rumors on every outgoing packet through a transmit-limited
 //! queue, as membership updates travel.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use rand::RngExt;
@@ -25,6 +24,7 @@ use super::rumor::{Priority, Rumor, RumorBody, RumorId};
 use super::store::RumorStore;
 use crate::context::Context;
 use crate::event::Event;
+use crate::fast_map::FastSet;
 use crate::membership::member::NodeName;
 use crate::transmit::Channel;
 use crate::wire::frame::{encode_message, header_len};
@@ -237,7 +237,7 @@ impl Dissemination {
     ) {
         // A digest that answers ours must not be answered again (no ping-pong).
         let asked_back = digest.reply;
-        let theirs: HashSet<RumorId> = digest
+        let theirs: FastSet<RumorId> = digest
             .ids
             .into_iter()
             .take(self.config.max_rumors)
@@ -257,7 +257,7 @@ impl Dissemination {
             // digest O(held) and answer with rumors the sender has but
             // did not list.
             let window = (2 * theirs.len() + MAX_PULL_ANSWER).min(MAX_ANTI_ENTROPY_SCAN);
-            let hot: HashSet<RumorId> = missing.iter().copied().collect();
+            let hot: FastSet<RumorId> = missing.iter().copied().collect();
             let cold: Vec<RumorId> = self
                 .store
                 .ids_youngest_first()
