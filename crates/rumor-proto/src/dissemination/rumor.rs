@@ -7,10 +7,13 @@ use crate::membership::member::NodeName;
 use crate::state::{Entry, store::Key};
 
 /// Identity of a rumor: a hash of its origin's name and the origin's own
-/// sequence number. Compact, so that digests of many rumors fit a packet.
+/// sequence number. Compact, so that digests of many rumors fit a packet:
+/// the hash travels as 8 fixed bytes (a varint would take 10 for most
+/// hashes, and cost more to encode and decode), the sequence as a varint.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RumorId {
     /// [`NodeName::stable_hash`] of the origin's name.
+    #[serde(with = "postcard::fixint::le")]
     pub origin: u64,
     /// The origin's sequence number for it.
     pub seq: u32,
