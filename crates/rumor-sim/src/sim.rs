@@ -131,6 +131,23 @@ struct Inbound {
     bytes: Vec<u8>,
 }
 
+/// Give every node of `slots` the member table of `identities`, on as many
+/// threads as the machine has cores (each node's table, probe order and
+/// random draws are its own, so the result does not depend on the split).
+fn install_in_parallel(slots: &mut [Slot], now: Instant, identities: &[Identity]) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = slots.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for chunk in slots.chunks_mut(per_thread) {
+            scope.spawn(move || {
+                for slot in chunk {
+                    slot.node.install_members(now, identities);
+                }
+            });
+        }
+    });
+}
+
 /// Everything the engine keeps about one node.
 #[derive(Debug)]
 struct Slot {
@@ -420,8 +437,13 @@ impl Sim {
             .iter()
             .map(|&i| Identity::new(self.slots[i].name.clone(), self.slots[i].addr))
             .collect();
+        // The new nodes are the last `n` slots. Filling n tables of n
+        // members is most of the cost of a large formed cluster (and all of
+        // its memory), and each node fills its own from its own state, so
+        // the work is split over the cores without changing any outcome.
+        let first = self.slots.len() - n;
+        install_in_parallel(&mut self.slots[first..], now, &identities);
         for &i in &ids {
-            self.slots[i].node.install_members(now, &identities);
             self.start(i);
         }
         for &i in &ids {
