@@ -77,7 +77,7 @@ impl MemberEvent {
         MemberEvent {
             kind,
             name: m.name.clone(),
-            addr: m.addr,
+            addr: m.socket_addr(),
             incarnation: m.incarnation,
             state: m.state,
             tags: m.tags().clone(),

@@ -51,7 +51,9 @@ pub use config::{Config, ConfigError, Profile};
 pub use dissemination::config::{DisseminationConfig, Mode, Termination};
 pub use dissemination::rumor::{Priority, RumorId, UserEvent};
 pub use event::{Command, Event, MemberEvent, MemberEventKind};
-pub use membership::member::{Incarnation, InvalidName, Member, MemberState, NodeName, Tags};
+pub use membership::member::{
+    Incarnation, InvalidName, Member, MemberState, NodeName, PeerAddr, Tags,
+};
 pub use node::{Identity, Node, NodeError, Snapshot};
 pub use stats::{DropCounts, Stats};
 pub use time::Instant;

@@ -86,7 +86,7 @@ impl Identity {
     fn alive_member(&self, now: Instant) -> Member {
         Member {
             name: self.name.clone(),
-            addr: self.addr,
+            addr: self.addr.into(),
             incarnation: self.incarnation,
             state: MemberState::Alive,
             since: now,
@@ -272,7 +272,8 @@ impl Node {
             node.kv = KvStore::import(replica, state, snapshot.store);
         }
         let mut known = snapshot.members;
-        known.retain(|a| *a != node.membership.local().addr && !snapshot.seeds.contains(a));
+        known
+            .retain(|a| *a != node.membership.local().socket_addr() && !snapshot.seeds.contains(a));
         rand::seq::SliceRandom::shuffle(known.as_mut_slice(), &mut node.cx.rng);
         known.truncate(REJOIN_FANOUT);
         node.cx.now = now;
@@ -323,7 +324,7 @@ impl Node {
         Snapshot {
             identity: Identity {
                 name: local.name.clone(),
-                addr: local.addr,
+                addr: local.socket_addr(),
                 tags: local.tags().clone(),
                 incarnation: local.incarnation,
             },
@@ -519,7 +520,7 @@ impl Node {
                 |id, m| id != local && m.state.is_active(),
             )
             .into_iter()
-            .filter_map(|id| table.get(id).map(|m| m.addr))
+            .filter_map(|id| table.get(id).map(|m| m.socket_addr()))
             .collect();
         self.dissemination.on_round(&mut self.cx, &peers);
     }
@@ -543,7 +544,7 @@ impl Node {
                 });
         for id in peers {
             if let Some(m) = self.membership.table().get(id) {
-                let addr = m.addr;
+                let addr = m.socket_addr();
                 self.cx.send(addr, Channel::Datagram, Vec::new(), true);
             }
         }
@@ -683,7 +684,7 @@ impl Node {
             .table()
             .iter()
             .filter(move |(_, m)| m.state.is_active() && m.name != *local)
-            .map(|(_, m)| (&m.name, m.addr))
+            .map(|(_, m)| (&m.name, m.socket_addr()))
     }
 
     /// The seeds this node was asked to join through (retried while they

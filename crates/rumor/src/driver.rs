@@ -519,7 +519,7 @@ impl Driver {
         let kv = self.node.kv();
         NodeInfo {
             name: local.name.clone(),
-            addr: local.addr,
+            addr: local.socket_addr(),
             incarnation: local.incarnation,
             tags: local.tags().clone(),
             health_score: self.node.health_score(),

@@ -3,7 +3,7 @@
 
 use core::fmt;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -117,16 +117,81 @@ impl fmt::Display for MemberState {
     }
 }
 
+/// A member's address as the member table stores it: 19 bytes with no
+/// padding, where `SocketAddr` takes 32. Every node holds one per member and
+/// the simulator N² of them, so this is most of a large simulation's memory.
+///
+/// It keeps what the wire carries (IP and port); an IPv6 flow label or
+/// scope id, which the wire never carries, is not kept.
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    ip: [u8; 16],
+    port: [u8; 2],
+    v6: bool,
+}
+
+impl PeerAddr {
+    /// The address as a `SocketAddr`.
+    pub fn get(self) -> SocketAddr {
+        let port = u16::from_le_bytes(self.port);
+        if self.v6 {
+            SocketAddr::from((Ipv6Addr::from(self.ip), port))
+        } else {
+            let [.., a, b, c, d] = self.ip;
+            SocketAddr::from((Ipv4Addr::new(a, b, c, d), port))
+        }
+    }
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(addr: SocketAddr) -> Self {
+        let (ip, v6) = match addr.ip() {
+            IpAddr::V4(ip) => (ip.to_ipv6_mapped().octets(), false),
+            IpAddr::V6(ip) => (ip.octets(), true),
+        };
+        PeerAddr {
+            ip,
+            port: addr.port().to_le_bytes(),
+            v6,
+        }
+    }
+}
+
+impl From<PeerAddr> for SocketAddr {
+    fn from(addr: PeerAddr) -> Self {
+        addr.get()
+    }
+}
+
+impl PartialEq<SocketAddr> for PeerAddr {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        self.get() == *other
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.get(), f)
+    }
+}
+
+impl fmt::Debug for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
 /// A member as stored in the member table.
 ///
-/// Kept small on purpose: every node holds one per member, and the simulator
-/// holds N² of them.
+/// Kept small on purpose (64 bytes): every node holds one per member, and
+/// the simulator holds N² of them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {
     /// The member's name.
     pub name: NodeName,
-    /// Where it receives packets.
-    pub addr: SocketAddr,
+    /// Where it receives packets ([`Member::socket_addr`] as a
+    /// `SocketAddr`).
+    pub addr: PeerAddr,
     /// The highest incarnation heard for it.
     pub incarnation: Incarnation,
     /// What this node believes about it.
@@ -138,6 +203,11 @@ pub struct Member {
 }
 
 impl Member {
+    /// Where it receives packets.
+    pub fn socket_addr(&self) -> SocketAddr {
+        self.addr.get()
+    }
+
     /// The member's tags (empty when it has none).
     pub fn tags(&self) -> &Tags {
         static EMPTY: Tags = BTreeMap::new();
@@ -151,5 +221,41 @@ pub(crate) fn boxed_tags(tags: Tags) -> Option<Box<Tags>> {
         None
     } else {
         Some(Box::new(tags))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{SocketAddrV4, SocketAddrV6};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_member_fits_in_64_bytes() {
+        assert_eq!(core::mem::size_of::<PeerAddr>(), 19);
+        assert_eq!(core::mem::size_of::<Member>(), 64);
+        assert_eq!(core::mem::size_of::<Option<Member>>(), 64);
+    }
+
+    #[test]
+    fn a_v4_mapped_v6_address_stays_v6() {
+        let v6: SocketAddr = "[::ffff:10.0.0.1]:7946".parse().unwrap();
+        let v4: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+        assert_eq!(PeerAddr::from(v6).get(), v6);
+        assert_eq!(PeerAddr::from(v4).get(), v4);
+        assert_ne!(PeerAddr::from(v6), PeerAddr::from(v4));
+    }
+
+    proptest! {
+        #[test]
+        fn peer_addr_keeps_ip_and_port(ip4: [u8; 4], ip6: [u8; 16], port: u16) {
+            let v4 = SocketAddr::V4(SocketAddrV4::new(ip4.into(), port));
+            prop_assert_eq!(PeerAddr::from(v4).get(), v4);
+            let v6 = SocketAddr::V6(SocketAddrV6::new(ip6.into(), port, 0, 0));
+            prop_assert_eq!(PeerAddr::from(v6).get(), v6);
+            prop_assert!(PeerAddr::from(v6) == v6);
+        }
     }
 }

@@ -171,7 +171,7 @@ impl Membership {
             }
             if table
                 .get(id)
-                .is_some_and(|m| m.addr == to && m.state == MemberState::Alive)
+                .is_some_and(|m| m.socket_addr() == to && m.state == MemberState::Alive)
             {
                 return Offer::Skipped;
             }
@@ -206,7 +206,7 @@ fn announcement(
         MemberState::Alive => Message::Alive(Alive {
             incarnation,
             node,
-            addr: m.addr,
+            addr: m.socket_addr(),
             tags: m.tags().clone(),
         }),
         MemberState::Suspect => {

@@ -139,7 +139,7 @@ impl Membership {
                 msgs.push(announcement);
             }
         }
-        let (addr, name) = (m.addr, m.name.clone());
+        let (addr, name) = (m.socket_addr(), m.name.clone());
         cx.send(addr, Channel::Datagram, msgs, true);
         self.pending.insert(
             seq,
@@ -168,7 +168,7 @@ impl Membership {
             .table
             .get(target)
             .filter(|m| m.name == name)
-            .map(|m| m.addr)
+            .map(|m| m.socket_addr())
         else {
             self.pending.remove(&seq);
             return;
@@ -189,7 +189,7 @@ impl Membership {
                     want_nack,
                 };
                 cx.send(
-                    p.addr,
+                    p.socket_addr(),
                     Channel::Datagram,
                     vec![Message::IndirectPing(req)],
                     true,
@@ -349,7 +349,7 @@ impl Membership {
                     cx.stats.stream_only_acks += 1;
                     cx.emit(Event::DatagramsFailing {
                         name: name.clone(),
-                        addr: m.addr,
+                        addr: m.socket_addr(),
                     });
                 }
                 self.compare_digest(cx, target, &name, ack.digest);

@@ -33,7 +33,7 @@ impl Membership {
             .iter()
             .map(|(_, m)| MemberEntry {
                 node: m.name.clone(),
-                addr: m.addr,
+                addr: m.socket_addr(),
                 incarnation: m.incarnation,
                 state: m.state,
                 tags: m.tags().clone(),
@@ -56,7 +56,7 @@ impl Membership {
     /// Join through `seeds`: remember them and push-pull with each; until
     /// one answers, send the join again (see [`Self::on_join_retry_timer`]).
     pub(crate) fn join(&mut self, cx: &mut Context, seeds: Vec<SocketAddr>) {
-        let own = self.local().addr;
+        let own = self.local().socket_addr();
         let mut sent = false;
         for seed in seeds {
             if seed != own && !self.seeds.contains(&seed) && self.seeds.len() < MAX_SEEDS {
@@ -184,7 +184,7 @@ impl Membership {
             .table
             .get(peer)
             .filter(|m| &m.name == name)
-            .map(|m| m.addr)
+            .map(|m| m.socket_addr())
         else {
             return;
         };
@@ -202,7 +202,7 @@ impl Membership {
     /// Push-pull as a joiner with `addrs` without remembering them as seeds
     /// (members remembered from before a restart).
     pub(crate) fn rejoin(&mut self, cx: &mut Context, addrs: &[SocketAddr]) {
-        let own = self.local().addr;
+        let own = self.local().socket_addr();
         for &addr in addrs.iter().filter(|&&a| a != own) {
             self.send_push_pull(cx, addr, true);
         }
@@ -232,7 +232,7 @@ impl Membership {
         if let Some(addr) = peer
             .first()
             .and_then(|&id| self.table.get(id))
-            .map(|m| m.addr)
+            .map(|m| m.socket_addr())
         {
             self.send_push_pull(cx, addr, false);
         }

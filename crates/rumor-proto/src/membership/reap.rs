@@ -75,7 +75,7 @@ impl Membership {
                 }
                 self.former.push_back(Former {
                     name: m.name,
-                    addr: m.addr,
+                    addr: m.addr.get(),
                     reaped: now,
                 });
             }
@@ -106,13 +106,13 @@ impl Membership {
         let active_addr = |addr: &SocketAddr| {
             self.table
                 .iter()
-                .any(|(_, m)| m.state.is_active() && m.addr == *addr)
+                .any(|(_, m)| m.state.is_active() && m.socket_addr() == *addr)
         };
         let mut candidates: Vec<SocketAddr> = if self.table.has_inactive() {
             self.table
                 .iter()
                 .filter(|(_, m)| m.state == MemberState::Dead)
-                .map(|(_, m)| m.addr)
+                .map(|(_, m)| m.socket_addr())
                 .collect()
         } else {
             Vec::new()

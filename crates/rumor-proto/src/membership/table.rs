@@ -271,7 +271,10 @@ mod tests {
     fn member(name: &str, state: MemberState) -> Member {
         Member {
             name: name.parse().unwrap(),
-            addr: "127.0.0.1:1".parse().unwrap(),
+            addr: "127.0.0.1:1"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
             incarnation: 0,
             state,
             since: Instant::ZERO,

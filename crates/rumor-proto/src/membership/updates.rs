@@ -96,7 +96,7 @@ impl Membership {
         let Some(id) = self.table.id_of(name) else {
             let id = self.table.insert(Member {
                 name: name.clone(),
-                addr,
+                addr: addr.into(),
                 incarnation,
                 state: MemberState::Alive,
                 since: cx.now,
@@ -119,7 +119,7 @@ impl Membership {
         let now = cx.now;
         self.table.update(id, |m| {
             m.incarnation = incarnation;
-            m.addr = addr;
+            m.addr = addr.into();
             if m.tags() != tags {
                 m.tags = boxed_tags(tags.clone());
             }

@@ -189,7 +189,7 @@ impl AntiEntropy {
                     table
                         .get(id)
                         .filter(|m| m.state.is_active())
-                        .map(|m| (id, m.addr))
+                        .map(|m| (id, m.socket_addr()))
                 })
                 .collect();
             found.sort_unstable_by_key(|&(id, _)| id);
@@ -197,7 +197,7 @@ impl AntiEntropy {
         } else {
             live()
                 .filter(|m| self.summaries.get(&m.name).map_or(0, |s| s.root) != root)
-                .map(|m| m.addr)
+                .map(|m| m.socket_addr())
                 .collect()
         };
         if let Some(&peer) = differing.choose(rng) {
@@ -210,7 +210,7 @@ impl AntiEntropy {
             return None;
         }
         self.quiet_rounds = 0;
-        let all: Vec<SocketAddr> = live().map(|m| m.addr).collect();
+        let all: Vec<SocketAddr> = live().map(|m| m.socket_addr()).collect();
         all.choose(rng).copied()
     }
 }

@@ -265,7 +265,7 @@ mod tests {
             .iter()
             .map(|n| Member {
                 name: n.clone(),
-                addr,
+                addr: addr.into(),
                 incarnation: 0,
                 state: MemberState::Alive,
                 since: rumor_proto::Instant::ZERO,
