@@ -162,13 +162,15 @@ fn feedback_counter_larger_k_leaves_less_residue_for_more_traffic() {
 
 #[test]
 fn pull_reaches_every_node() {
-    // Pull leaves a residue: at this size about one run in five misses a
-    // node with either bootstrap. These seeds reach every node when the
-    // cluster forms through node-0.
-    for seed in [1, 2, 3] {
+    // Pull with the feedback counter leaves a residue that falls fast as k
+    // rises: at this size, with the cluster formed through node-0, k = 4
+    // missed a node in 13 of seeds 1..=30 and k = 6 in none (`rumor sim
+    // broadcast --nodes 200 --mode pull --k K --updates 5 --bootstrap
+    // direct --seed S`). The test holds k = 6 to reaching every node.
+    for seed in [1, 2, 3, 4, 5] {
         let r = run(BroadcastParams {
             bootstrap: Bootstrap::Direct,
-            ..params(seed, Mode::Pull, Termination::FeedbackCounter, 4)
+            ..params(seed, Mode::Pull, Termination::FeedbackCounter, 6)
         });
         check_consistency(&r);
         assert_eq!(r.coverage, 1.0, "seed {seed}: {r}");

@@ -56,6 +56,10 @@ pub struct Membership {
     pub(crate) former: VecDeque<Former>,
     pub(crate) leaving: bool,
     pub(crate) join_sync_pending: bool,
+    /// Join syncs this join may still make.
+    pub(crate) join_syncs_left: u8,
+    /// Where the outstanding join sync went (its answer is checked for news).
+    pub(crate) join_sync_peer: Option<SocketAddr>,
     /// While a join is unanswered: the delay before it is sent again.
     pub(crate) join_retry: Option<core::time::Duration>,
     /// Whether a JoinRetry timer is set.
@@ -85,6 +89,8 @@ impl Membership {
             former: VecDeque::new(),
             leaving: false,
             join_sync_pending: false,
+            join_syncs_left: 0,
+            join_sync_peer: None,
             join_retry: None,
             join_retry_armed: false,
             digest_mismatch_since: None,

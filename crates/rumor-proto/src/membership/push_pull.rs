@@ -15,12 +15,17 @@
 use std::net::SocketAddr;
 
 use super::Membership;
+
 use super::member::{Member, MemberState, NodeName};
 use super::table::{MemberId, MembershipDigest};
 use crate::context::Context;
 use crate::timer::Timer;
 use crate::transmit::Channel;
 use crate::wire::{MemberEntry, Message, PushPull};
+
+/// Most push-pulls a node makes after one join to learn the members that
+/// joined with it (see [`Membership::schedule_join_sync`]).
+pub(crate) const MAX_JOIN_SYNCS: u8 = 4;
 
 /// Seeds remembered for reconnection.
 pub const MAX_SEEDS: usize = 64;
@@ -134,16 +139,25 @@ impl Membership {
         added
     }
 
-    /// After a join, one more push-pull with a random member once gossip
-    /// about the concurrent joins has had time to settle (a random time in
-    /// `[T, 2T]`, with `T` = retransmit limit × gossip interval). Members
-    /// that joined after the seed answered are otherwise known here only if
-    /// their rumor happened to reach this node: in a cluster started all at
-    /// once, about 1% of pairs stay unknown to each other until the periodic
-    /// push-pull, tens of seconds later.
+    /// After a join, push-pull again with a random member once gossip
+    /// about the concurrent joins has had time to spread (a random time in
+    /// `[T/3, T/2)`, with `T` = [`Self::settle_time`]), and again after as
+    /// long while each such sync still brings members this node did not
+    /// know, at most [`MAX_JOIN_SYNCS`] times.
+    ///
+    /// Members that joined after the seed answered are otherwise known here
+    /// only if their rumor reached this node; but in a burst of joins those
+    /// rumors spread while this node was itself too new to be anyone's
+    /// gossip target, and a few pairs of joiners stay unknown to each other
+    /// (about 1% of pairs when a cluster starts all at once). An early sync
+    /// repairs most of that; one that still brings news says the burst is
+    /// not over, so the node looks again. A join into a settled cluster
+    /// costs one sync that brings nothing.
     fn schedule_join_sync(&mut self, cx: &mut Context) {
         use rand::RngExt;
-        let delay = self.settle_time().mul_f64(cx.rng.random_range(1.0..2.0));
+        let delay = self
+            .settle_time()
+            .mul_f64(cx.rng.random_range(1.0 / 3.0..0.5));
         cx.set_timer(delay, Timer::JoinSync);
         self.join_sync_pending = true;
     }
@@ -196,7 +210,8 @@ impl Membership {
     /// Join-sync timer: one push-pull with a random alive member.
     pub(crate) fn on_join_sync_timer(&mut self, cx: &mut Context) {
         self.join_sync_pending = false;
-        self.push_pull_random_peer(cx);
+        self.join_syncs_left = self.join_syncs_left.saturating_sub(1);
+        self.join_sync_peer = self.push_pull_random_peer(cx);
     }
 
     /// Push-pull as a joiner with `addrs` without remembering them as seeds
@@ -217,13 +232,13 @@ impl Membership {
             return;
         }
         cx.set_timer(interval, Timer::PushPull);
-        self.push_pull_random_peer(cx);
+        let _ = self.push_pull_random_peer(cx);
     }
 
     /// Push-pull with one random alive member (unless leaving).
-    fn push_pull_random_peer(&mut self, cx: &mut Context) {
+    fn push_pull_random_peer(&mut self, cx: &mut Context) -> Option<SocketAddr> {
         if self.leaving {
-            return;
+            return None;
         }
         let local = self.local;
         let peer = self.table.sample(&mut cx.rng, 1, |id, m| {
@@ -235,7 +250,9 @@ impl Membership {
             .map(|m| m.socket_addr())
         {
             self.send_push_pull(cx, addr, false);
+            return Some(addr);
         }
+        None
     }
 
     /// A push-pull request or reply arrived.
@@ -252,6 +269,8 @@ impl Membership {
         } = pp;
         // A joiner does not re-gossip the cluster's state back to it.
         let gossip = !(reply && join);
+        let known_before = self.table.len();
+        let answers_join_sync = reply && !join && self.join_sync_peer == Some(from);
         for e in members {
             match e.state {
                 MemberState::Alive => {
@@ -269,7 +288,15 @@ impl Membership {
         // Scheduled after the merge, so that the settle time reflects the
         // cluster just joined rather than a table of one.
         if reply && join && !self.join_sync_pending {
+            self.join_syncs_left = MAX_JOIN_SYNCS;
             self.schedule_join_sync(cx);
+        }
+        if answers_join_sync {
+            self.join_sync_peer = None;
+            let news = self.table.len() > known_before;
+            if news && self.join_syncs_left > 0 && !self.join_sync_pending {
+                self.schedule_join_sync(cx);
+            }
         }
         if !reply {
             let answer = self.push_pull_message(join, true);
