@@ -15,7 +15,6 @@
 use std::net::SocketAddr;
 
 use super::Membership;
-
 use super::member::{Member, MemberState, NodeName};
 use super::table::{MemberId, MembershipDigest};
 use crate::context::Context;
