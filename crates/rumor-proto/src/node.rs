@@ -446,6 +446,7 @@ impl Node {
                 Timer::Reap => m.on_reap_timer(cx),
                 Timer::Reconnect => m.on_reconnect_timer(cx),
                 Timer::Rumor => self.on_rumor_timer(),
+                Timer::RumorEager => self.on_eager_push_timer(),
                 Timer::StateSummary => self.on_summary_timer(),
                 Timer::AntiEntropy => self.on_anti_entropy_timer(),
             }
@@ -511,9 +512,21 @@ impl Node {
     fn on_rumor_timer(&mut self) {
         self.cx
             .set_timer(self.config.dissemination.interval, Timer::Rumor);
+        let peers = self.rumor_peers();
+        self.dissemination.on_round(&mut self.cx, &peers);
+    }
+
+    /// Eager-push timer: the first push of the rumors new here.
+    fn on_eager_push_timer(&mut self) {
+        let peers = self.rumor_peers();
+        self.dissemination.on_eager_push(&mut self.cx, &peers);
+    }
+
+    /// Random active members for a round of dissemination.
+    fn rumor_peers(&mut self) -> Vec<SocketAddr> {
         let local = self.membership.local;
         let table = self.membership.table();
-        let peers: Vec<SocketAddr> = table
+        table
             .sample(
                 &mut self.cx.rng,
                 self.dissemination.peers_wanted(),
@@ -521,8 +534,7 @@ impl Node {
             )
             .into_iter()
             .filter_map(|id| table.get(id).map(|m| m.socket_addr()))
-            .collect();
-        self.dissemination.on_round(&mut self.cx, &peers);
+            .collect()
     }
 
     fn gossip_round(&mut self) {

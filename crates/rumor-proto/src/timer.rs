@@ -37,6 +37,8 @@ pub enum Timer {
     Reconnect,
     /// Next round of user-event dissemination.
     Rumor,
+    /// Push the rumors new to this node (`eager_push`).
+    RumorEager,
     /// Announce this node's store summary if it changed; collect tombstones.
     StateSummary,
     /// Next anti-entropy exchange of the key-value store.

@@ -742,6 +742,8 @@ fn adaptive_fanout_spends_more_on_young_rumors() {
     config.dissemination.termination = Termination::FeedbackCounter;
     config.dissemination.k = 100;
     config.dissemination.adaptive_fanout = true;
+    // Rounds only: the eager first push is tested on its own.
+    config.dissemination.eager_push = None;
     let fanout = config.dissemination.fanout as u64;
     let interval = config.dissemination.interval;
     let mut net = Net::new(20, config);
@@ -778,4 +780,42 @@ fn adaptive_fanout_spends_more_on_young_rumors() {
         .filter(|(_, e)| matches!(e, Event::UserEvent(u) if u.name == "young"))
         .count();
     assert_eq!(got, 20, "every node delivers it once");
+}
+
+#[test]
+fn eager_push_sends_a_new_rumor_before_the_next_round() {
+    let mut config = Config::local();
+    config.dissemination.mode = Mode::Push;
+    config.dissemination.termination = Termination::FeedbackCounter;
+    let delay = Duration::from_millis(5);
+    config.dissemination.eager_push = Some(delay);
+    let interval = config.dissemination.interval;
+    assert!(interval > delay * 20);
+    let mut net = Net::new(20, config.clone());
+    net.join_all();
+    net.run_until(Instant::from_millis(5_000));
+    let start = net.now;
+    let before = net.nodes[0].stats().rumors_sent;
+    let cmd = Command::Broadcast {
+        name: "eager".into(),
+        payload: vec![],
+        priority: Priority::Normal,
+    };
+    net.nodes[0].handle_command(start, cmd).unwrap();
+    // The origin's first push goes out after the eager delay, not at its
+    // next round, and each hop forwards at once: a fifth of a round later
+    // the whole cluster has the event.
+    net.run_until(start + delay);
+    assert_eq!(
+        net.nodes[0].stats().rumors_sent - before,
+        config.dissemination.fanout as u64,
+        "the origin pushed to the fanout at once"
+    );
+    net.run_until(start + interval / 5);
+    let got = net
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::UserEvent(u) if u.name == "eager"))
+        .count();
+    assert_eq!(got, 20, "every node delivered it within a fifth of a round");
 }

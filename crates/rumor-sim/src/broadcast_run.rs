@@ -168,6 +168,10 @@ pub struct BroadcastParams {
     /// Adaptive fanout: a rumor in its r-th round goes to
     /// `2 × fanout / 2^r` peers.
     pub adaptive_fanout: bool,
+    /// Eager push of rumors new to a node, after this delay; `None` (the
+    /// default here, unlike the profiles): every push waits for a round, so
+    /// that rounds mean what the theory of rumor mongering counts.
+    pub eager_push: Option<Duration>,
     /// Datagram loss probability, in `[0, 1)`.
     pub loss: f64,
     /// One-way latency.
@@ -211,6 +215,7 @@ impl BroadcastParams {
             anti_entropy: false,
             bandwidth: d.bandwidth,
             adaptive_fanout: d.adaptive_fanout,
+            eager_push: None,
             loss: 0.0,
             latency: Duration::from_millis(1),
             jitter: Duration::from_micros(500),
@@ -240,6 +245,7 @@ impl BroadcastParams {
         d.anti_entropy = self.anti_entropy;
         d.bandwidth = self.bandwidth;
         d.adaptive_fanout = self.adaptive_fanout;
+        d.eager_push = self.eager_push;
         config
     }
 
@@ -477,6 +483,8 @@ pub struct BroadcastReport {
     pub fanout: usize,
     /// Whether the fanout was adaptive.
     pub adaptive_fanout: bool,
+    /// Eager-push delay in milliseconds; `None`: pushes wait for rounds.
+    pub eager_push_ms: Option<f64>,
     /// Dissemination round, in milliseconds.
     pub interval_ms: f64,
     /// Datagram loss probability.
@@ -1011,6 +1019,7 @@ impl BroadcastRun {
             k: p.k,
             fanout: p.fanout,
             adaptive_fanout: p.adaptive_fanout,
+            eager_push_ms: p.eager_push.map(ms),
             interval_ms: ms(p.interval),
             loss: p.loss,
             latency_ms: ms(p.latency),

@@ -135,6 +135,16 @@ pub struct DisseminationConfig {
     /// r-th round of pushing goes to `2 × fanout / 2^r` peers (at least one)
     /// instead of `fanout`.
     pub adaptive_fanout: bool,
+    /// Push a rumor new to this node this long after it arrived (or was
+    /// made here), instead of at the next round: the first push of each
+    /// hop happens at once, so an update crosses the cluster in a few
+    /// network delays rather than a few rounds. Rumors arriving within the
+    /// delay share a packet. Each rumor's first push is the only one
+    /// brought forward, so it costs no more messages, only less batching
+    /// of new rumors with older ones. `None`: every push waits for a round,
+    /// as in the classic protocols (the simulator's broadcast studies use
+    /// that). Push and push-pull only.
+    pub eager_push: Option<Duration>,
 }
 
 impl Default for DisseminationConfig {
@@ -151,6 +161,7 @@ impl Default for DisseminationConfig {
             anti_entropy: true,
             bandwidth: None,
             adaptive_fanout: false,
+            eager_push: Some(Duration::from_millis(5)),
         }
     }
 }

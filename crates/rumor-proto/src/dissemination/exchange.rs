@@ -26,6 +26,7 @@ use crate::context::Context;
 use crate::event::Event;
 use crate::fast_map::FastSet;
 use crate::membership::member::NodeName;
+use crate::timer::Timer;
 use crate::transmit::Channel;
 use crate::wire::frame::{encode_message, header_len};
 use crate::wire::{Message, PacketBuilder, RumorDigest, RumorFeedback};
@@ -68,6 +69,8 @@ pub struct Dissemination {
     /// Bytes of a datagram header.
     header: usize,
     rounds: u64,
+    /// An eager push is set to run.
+    eager_armed: bool,
     scratch: Vec<u8>,
 }
 
@@ -92,6 +95,7 @@ impl Dissemination {
             room: packet_budget.saturating_sub(header_len(cluster.len())),
             header: header_len(cluster.len()),
             rounds: 0,
+            eager_armed: false,
             scratch: Vec::new(),
         }
     }
@@ -167,6 +171,12 @@ impl Dissemination {
         }
         if self.transmit_limited() {
             self.queue.push(id);
+        } else if let Some(delay) = self.config.eager_push
+            && self.config.mode != Mode::Pull
+            && !self.eager_armed
+        {
+            cx.set_timer(delay, Timer::RumorEager);
+            self.eager_armed = true;
         }
         if let Some(event) = event {
             cx.emit(Event::UserEvent(event));
@@ -377,6 +387,33 @@ impl Dissemination {
             self.send_rumors(cx, peer, digest, &ids);
         }
         for id in hot {
+            self.store.pushed(id);
+        }
+    }
+
+    /// Eager push: send the rumors this node has not pushed yet to
+    /// `peers` (as many as their first round would reach), now rather than
+    /// at the next round. It counts as their first round.
+    pub(crate) fn on_eager_push(&mut self, cx: &mut Context, peers: &[SocketAddr]) {
+        self.eager_armed = false;
+        let fresh: Vec<RumorId> = self
+            .store
+            .hot()
+            .into_iter()
+            .filter(|id| self.store.get(id).is_some_and(|h| h.rounds == 0))
+            .collect();
+        if fresh.is_empty() || peers.is_empty() {
+            return;
+        }
+        let reach = if self.config.adaptive_fanout {
+            2 * self.config.fanout
+        } else {
+            self.config.fanout
+        };
+        for &peer in peers.iter().take(reach) {
+            self.send_rumors(cx, peer, None, &fresh);
+        }
+        for id in fresh {
             self.store.pushed(id);
         }
     }
