@@ -49,6 +49,9 @@ enum Command {
 pub enum System {
     /// rumor nodes in one process.
     Rumor,
+    /// rumor nodes in one process on the `fast` profile (probes five
+    /// times as often; everything else as `rumor`).
+    RumorFast,
     /// chitchat nodes in one process.
     Chitchat,
     /// foca nodes in one process.
@@ -66,6 +69,7 @@ impl System {
     pub fn label(self) -> &'static str {
         match self {
             System::Rumor => "rumor",
+            System::RumorFast => "rumor (fast)",
             System::Chitchat => "chitchat",
             System::Foca => "foca",
             System::Memberlist => "memberlist",
@@ -160,9 +164,14 @@ async fn run(args: RunArgs) -> Result<scenario::Outcome> {
         bail!("--nodes must be at least 2: one to crash, one to notice");
     }
     match args.system {
-        System::Rumor => {
+        System::Rumor | System::RumorFast => {
+            let protocol = if args.system == System::RumorFast {
+                settings.rumor_fast_config()
+            } else {
+                settings.rumor_config()
+            };
             let mut swarm =
-                systems::rumor::RumorSwarm::start(args.nodes, &settings, args.seed).await?;
+                systems::rumor::RumorSwarm::start(args.nodes, protocol, args.seed).await?;
             scenario::run(&mut swarm, &plan).await
         }
         #[cfg(feature = "peers")]

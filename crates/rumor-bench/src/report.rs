@@ -112,7 +112,7 @@ pub fn summarize(records: &[RunRecord]) -> BTreeMap<GroupKey, Summary> {
     let keys: Vec<GroupKey> = out.keys().copied().collect();
     for (loss, nodes, system) in keys {
         let reference = match system {
-            System::Rumor | System::RumorAgent => continue,
+            System::Rumor | System::RumorFast | System::RumorAgent => continue,
             System::SerfAgent => System::RumorAgent,
             _ => System::Rumor,
         };

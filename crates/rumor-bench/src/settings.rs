@@ -72,6 +72,18 @@ impl Settings {
         }
     }
 
+    /// rumor's `fast` profile, with these gossip and push-pull settings:
+    /// probes every 200 ms, 100 ms timeout, suspicion multiplier 2.
+    pub fn rumor_fast_config(&self) -> rumor_proto::Config {
+        rumor_proto::Config {
+            gossip_interval: self.gossip_interval(),
+            gossip_fanout: self.gossip_fanout,
+            indirect_checks: self.indirect_checks,
+            push_pull_interval: Duration::from_secs(self.push_pull_interval_s),
+            ..rumor_proto::Config::fast()
+        }
+    }
+
     /// One line that says what every system ran with.
     pub fn describe(&self) -> String {
         format!(

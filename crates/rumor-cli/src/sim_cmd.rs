@@ -187,7 +187,7 @@ struct MembershipArgs {
     /// Running periods of slow nodes, in milliseconds.
     #[arg(long, value_name = "MIN..MAX", default_value = "1000..5000", value_parser = parse_ms_range)]
     slow_run_ms: RangeInclusive<Duration>,
-    /// Protocol profile: lan, wan or local.
+    /// Protocol profile: lan, fast, wan or local.
     #[arg(long, default_value = "lan")]
     profile: Profile,
     /// Plain SWIM: turn the Lifeguard refinements off.
@@ -267,7 +267,7 @@ struct BroadcastArgs {
     settle_ms: Option<Duration>,
     #[command(flatten)]
     network: NetworkArgs,
-    /// Protocol profile: lan, wan or local.
+    /// Protocol profile: lan, fast, wan or local.
     #[arg(long, default_value = "lan")]
     profile: Profile,
     /// Print the report as one JSON object.

@@ -1,4 +1,4 @@
-//! Protocol configuration and the `lan`, `wan` and `local` profiles.
+//! Protocol configuration and the `lan`, `fast`, `wan` and `local` profiles.
 //!
 //! Defaults follow HashiCorp memberlist and Serf (see `docs/membership.md` for
 //! the table and the reasons where rumor differs).
@@ -20,6 +20,10 @@ pub const MAX_CLUSTER_NAME: usize = 64;
 pub enum Profile {
     /// A data-centre network: sub-millisecond round trips, rare loss.
     Lan,
+    /// A data-centre network where a crash must be noticed within about a
+    /// second: probes five times as often as `lan`, for five times its
+    /// probe traffic.
+    Fast,
     /// Nodes spread over regions: round trips of tens to hundreds of ms.
     Wan,
     /// Every node on one host (tests, development): fast and tight.
@@ -31,6 +35,7 @@ impl Profile {
     pub fn config(self) -> Config {
         match self {
             Profile::Lan => Config::lan(),
+            Profile::Fast => Config::fast(),
             Profile::Wan => Config::wan(),
             Profile::Local => Config::local(),
         }
@@ -40,6 +45,7 @@ impl Profile {
     pub fn name(self) -> &'static str {
         match self {
             Profile::Lan => "lan",
+            Profile::Fast => "fast",
             Profile::Wan => "wan",
             Profile::Local => "local",
         }
@@ -52,9 +58,9 @@ impl fmt::Display for Profile {
     }
 }
 
-/// A profile name that is not `lan`, `wan` or `local`.
+/// A profile name that is not `lan`, `fast`, `wan` or `local`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown profile {0:?}: expected one of lan, wan, local")]
+#[error("unknown profile {0:?}: expected one of lan, fast, wan, local")]
 pub struct UnknownProfile(pub String);
 
 impl FromStr for Profile {
@@ -62,6 +68,7 @@ impl FromStr for Profile {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "lan" => Ok(Profile::Lan),
+            "fast" => Ok(Profile::Fast),
             "wan" => Ok(Profile::Wan),
             "local" => Ok(Profile::Local),
             _ => Err(UnknownProfile(s.to_string())),
@@ -71,7 +78,8 @@ impl FromStr for Profile {
 
 /// Every tunable of the protocol core.
 ///
-/// Start from a profile ([`Config::lan`], [`Config::wan`], [`Config::local`])
+/// Start from a profile ([`Config::lan`], [`Config::fast`], [`Config::wan`],
+/// [`Config::local`])
 /// and change fields; [`Config::validate`] is called by `Node::new`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -175,6 +183,22 @@ impl Config {
             reconnect_timeout: Duration::from_secs(24 * 3600),
             dissemination: DisseminationConfig::default(),
             state: StateConfig::default(),
+        }
+    }
+
+    /// `lan` with failure detection about five times faster: a probe
+    /// every 200 ms with a 100 ms timeout, and suspicion timeouts of
+    /// 2 × log10(N) probe intervals (0.4 s at 10 nodes, 0.8 s at 10,000;
+    /// Lifeguard starts them at six times that). Probe traffic is five
+    /// times `lan`'s (about 470 bytes per node per second), still a small
+    /// fraction of what a heartbeat-gossip detector spends for the same
+    /// speed. Use it where round trips stay well under 100 ms.
+    pub fn fast() -> Self {
+        Config {
+            probe_interval: Duration::from_millis(200),
+            probe_timeout: Duration::from_millis(100),
+            suspicion_mult: 2,
+            ..Config::lan()
         }
     }
 
@@ -441,7 +465,7 @@ mod tests {
 
     #[test]
     fn profiles_validate_and_parse() {
-        for p in ["lan", "WAN", "local"] {
+        for p in ["lan", "fast", "WAN", "local"] {
             let profile: Profile = p.parse().unwrap();
             profile.config().validate().unwrap();
         }

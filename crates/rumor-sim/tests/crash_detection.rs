@@ -51,3 +51,29 @@ fn three_crashes_in_a_hundred_are_detected_by_everyone() {
         assert!(!sim.is_live(v), "seed {seed}");
     }
 }
+
+#[test]
+fn the_fast_profile_declares_a_crash_within_two_seconds() {
+    // fast at 100 nodes: probes every 200 ms, minimum suspicion
+    // 2 × log10(100) × 200 ms = 0.8 s (lan: 8 s, as the test above holds).
+    for seed in 1..=3 {
+        let mut sim = Sim::new(SimConfig::new(seed).with_node_config(Config::fast())).expect("sim");
+        let nodes = sim
+            .add_cluster(100, Duration::from_millis(100))
+            .expect("cluster");
+        let converged = sim
+            .run_until_condition(Instant::from_millis(60_000), |s| {
+                s.observer().join_converged_at().is_some()
+            })
+            .unwrap_or_else(|| panic!("seed {seed}: no convergence in 60 s"));
+        let crash_at = converged + Duration::from_secs(1);
+        sim.crash_at(crash_at, nodes[42]);
+        sim.run_until(crash_at + Duration::from_secs(30));
+        let report = sim.report();
+        let d = report.crashes[0]
+            .detection_s
+            .unwrap_or_else(|| panic!("seed {seed}: not detected: {report:?}"));
+        assert!((0.8..2.0).contains(&d), "seed {seed}: detection {d} s");
+        assert_eq!(report.false_positives, 0, "seed {seed}");
+    }
+}

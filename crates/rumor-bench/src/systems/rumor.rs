@@ -6,7 +6,6 @@ use rumor_proto::state::Op;
 use rumor_proto::{Event, MemberEventKind, MemberState};
 
 use super::{node_addr, node_index, node_name};
-use crate::settings::Settings;
 use crate::swarm::{DownCounts, Swarm};
 
 /// N rumor nodes on loopback UDP and TCP, plaintext.
@@ -17,12 +16,12 @@ pub struct RumorSwarm {
 
 impl RumorSwarm {
     /// Start `n` nodes (not yet joined).
-    pub async fn start(n: usize, settings: &Settings, seed: u64) -> Result<Self> {
+    pub async fn start(n: usize, protocol: rumor_proto::Config, seed: u64) -> Result<Self> {
         let downs = DownCounts::new(n);
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             let mut config = RuntimeConfig::new(node_name(i).parse()?, node_addr(i));
-            config.protocol = settings.rumor_config();
+            config.protocol = protocol.clone();
             config.seed = Some(seed.wrapping_mul(1000).wrapping_add(i as u64));
             let handle = Cluster::start(config)
                 .await

@@ -73,7 +73,7 @@ pub struct AgentArgs {
     /// clusters never merge [default: default].
     #[arg(long, env = "RUMOR_CLUSTER", value_name = "NAME")]
     pub cluster: Option<String>,
-    /// Protocol defaults: lan, wan or local [default: lan].
+    /// Protocol defaults: lan, fast, wan or local [default: lan].
     #[arg(long, env = "RUMOR_PROFILE")]
     pub profile: Option<Profile>,
     /// A tag this node publishes, key=value (repeat the flag or separate
