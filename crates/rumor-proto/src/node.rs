@@ -174,6 +174,14 @@ pub struct Node {
     /// Wall-clock milliseconds at `Instant::ZERO`.
     wall_offset_ms: u64,
     transmits: VecDeque<Transmit>,
+    /// The gossip timer is set only while something waits to be gossiped,
+    /// so an idle node does not wake five times a second for nothing; it
+    /// is set again on the same grid of ticks (`gossip_tick` plus whole
+    /// intervals), so gossip happens exactly when a timer that always ran
+    /// would have sent it.
+    gossip_armed: bool,
+    /// The last gossip tick (or the first one, while it is pending).
+    gossip_tick: Instant,
 }
 
 impl Node {
@@ -211,6 +219,7 @@ impl Node {
         // act in lockstep.
         let jitter =
             |cx: &mut Context, d: core::time::Duration| d.mul_f64(cx.rng.random_range(0.0..1.0));
+        let mut gossip_tick = now;
         for (period, timer) in [
             (config.probe_interval, Timer::Probe),
             (config.gossip_interval, Timer::Gossip),
@@ -219,6 +228,9 @@ impl Node {
             (config.dissemination.interval, Timer::Rumor),
         ] {
             let at = jitter(&mut cx, period);
+            if timer == Timer::Gossip {
+                gossip_tick = now + at;
+            }
             cx.set_timer(at, timer);
         }
         for (period, timer) in [
@@ -252,6 +264,8 @@ impl Node {
             anti_entropy: AntiEntropy::default(),
             wall_offset_ms: 0,
             transmits: VecDeque::new(),
+            gossip_armed: true,
+            gossip_tick,
         })
     }
 
@@ -501,11 +515,46 @@ impl Node {
         Ok(())
     }
 
-    /// Gossip timer: send queued updates to `gossip_fanout` random peers.
+    /// Gossip timer: send queued updates to `gossip_fanout` random peers;
+    /// set again only while something is still queued.
     fn on_gossip_timer(&mut self) {
-        self.cx
-            .set_timer(self.config.gossip_interval, Timer::Gossip);
+        self.gossip_tick = self.cx.now;
         self.gossip_round();
+        self.gossip_armed = self.has_gossip_queued();
+        if self.gossip_armed {
+            self.cx
+                .set_timer(self.config.gossip_interval, Timer::Gossip);
+        }
+    }
+
+    /// Whether a gossip round would send anything.
+    fn has_gossip_queued(&self) -> bool {
+        self.membership.queued_broadcasts() > 0
+            || self.dissemination.has_queued()
+            || self.anti_entropy.has_queued()
+    }
+
+    /// Set the gossip timer again if something was queued while it was
+    /// off, at the next tick of its grid.
+    fn arm_gossip(&mut self) {
+        if self.gossip_armed || !self.has_gossip_queued() {
+            return;
+        }
+        let interval = self.config.gossip_interval.as_nanos().max(1);
+        let elapsed = self
+            .cx
+            .now
+            .saturating_duration_since(self.gossip_tick)
+            .as_nanos();
+        let ticks = u64::try_from(elapsed / interval + 1).unwrap_or(u64::MAX);
+        let next = self.gossip_tick
+            + core::time::Duration::from_nanos(
+                u64::try_from(interval)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(ticks),
+            );
+        self.cx.timers.set(next, Timer::Gossip);
+        self.gossip_armed = true;
     }
 
     /// Rumor timer: one round of user-event dissemination.
@@ -538,10 +587,7 @@ impl Node {
     }
 
     fn gossip_round(&mut self) {
-        if self.membership.queued_broadcasts() == 0
-            && !self.dissemination.has_queued()
-            && !self.anti_entropy.has_queued()
-        {
+        if !self.has_gossip_queued() {
             return;
         }
         let (now, local) = (self.cx.now, self.membership.local);
@@ -564,6 +610,7 @@ impl Node {
 
     /// Encode everything handlers queued into transmits.
     fn flush(&mut self) {
+        self.arm_gossip();
         for Outgoing {
             to,
             channel,
