@@ -450,6 +450,7 @@ impl Node {
             match timer {
                 Timer::Probe => m.on_probe_timer(cx),
                 Timer::ProbeTimeout(seq) => m.on_probe_timeout(cx, seq),
+                Timer::StreamProbe(seq) => m.on_stream_probe(cx, seq),
                 Timer::ProbeDeadline(seq) => m.on_probe_deadline(cx, seq),
                 Timer::RelayTimeout(seq) => m.on_relay_timeout(cx, seq),
                 Timer::Suspicion(id) => m.on_suspicion_timer(cx, id),

@@ -16,6 +16,9 @@ pub enum Timer {
     Probe,
     /// The direct ack for probe `seq` is late: probe indirectly.
     ProbeTimeout(u32),
+    /// Probe `seq` is still unanswered after the indirect probes had time
+    /// to answer: try the stream channel.
+    StreamProbe(u32),
     /// Probe `seq` has run its full period: suspect the target if unanswered.
     ProbeDeadline(u32),
     /// An indirect probe relayed for someone else (`seq` local) is late: nack.

@@ -202,14 +202,41 @@ impl Membership {
             *nacks_expected = peers.len() as u32;
         }
         if self.config.stream_fallback_probe {
-            cx.send(
-                addr,
-                Channel::Stream,
-                vec![Message::Ping(Ping { seq, target: name })],
-                false,
+            // Halfway between the timeout and the deadline: on a network
+            // that loses some datagrams, the indirect probes answer first
+            // nearly every time, and a stream connection (a handful of
+            // packets with its handshake) is opened only when they did not.
+            let interval = self.scaled(self.config.probe_interval);
+            let timeout = self.scaled(self.config.probe_timeout);
+            cx.set_timer(
+                interval.saturating_sub(timeout) / 2,
+                Timer::StreamProbe(seq),
             );
         }
         cx.stats.indirect_probes += 1;
+    }
+
+    /// Neither the direct nor an indirect ack has come: try the stream
+    /// channel, which still reaches a member whose datagrams are dropped.
+    pub(crate) fn on_stream_probe(&mut self, cx: &mut Context, seq: u32) {
+        let Some(Pending::Probe { target, name, .. }) = self.pending.get(&seq) else {
+            return;
+        };
+        let Some(addr) = self
+            .table
+            .get(*target)
+            .filter(|m| &m.name == name)
+            .map(|m| m.socket_addr())
+        else {
+            return;
+        };
+        let name = name.clone();
+        cx.send(
+            addr,
+            Channel::Stream,
+            vec![Message::Ping(Ping { seq, target: name })],
+            false,
+        );
     }
 
     /// The probe period ended without an ack: adjust local health and suspect.
