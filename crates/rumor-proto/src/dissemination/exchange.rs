@@ -157,21 +157,20 @@ impl Dissemination {
         id
     }
 
-    /// Hold, queue and deliver a rumor new to this node; true if it was new.
-    fn accept(&mut self, cx: &mut Context, rumor: Rumor) -> bool {
+    /// Hold, queue and deliver a rumor new to this node; gives it back if
+    /// it was new.
+    fn accept(&mut self, cx: &mut Context, rumor: Rumor) -> Option<Rumor> {
         let id = rumor.id;
         self.clock = self.clock.max(rumor.ltime);
         let event = rumor.user_event();
-        if !self.store.insert(rumor, cx.now) {
-            return false;
-        }
+        let rumor = self.store.insert(rumor, cx.now)?;
         if self.transmit_limited() {
             self.queue.push(id);
         }
         if let Some(event) = event {
             cx.emit(Event::UserEvent(event));
         }
-        true
+        Some(rumor)
     }
 
     /// A rumor arrived in a packet from another node. Returns the key write
@@ -186,11 +185,10 @@ impl Dissemination {
             return None;
         }
         cx.stats.rumors_new += 1;
-        let write = match &rumor.body {
-            RumorBody::Write { key, entry } => Some((key.clone(), entry.clone())),
+        match self.accept(cx, rumor)?.body {
+            RumorBody::Write { key, entry } => Some((key, entry)),
             RumorBody::Event { .. } => None,
-        };
-        if self.accept(cx, rumor) { write } else { None }
+        }
     }
 
     /// A copy of a rumor this node already holds arrived.

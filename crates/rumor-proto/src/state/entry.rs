@@ -302,8 +302,21 @@ impl Entry {
     /// Merge `other` into this state (the dotted-version-vector rule);
     /// returns whether this state changed.
     pub fn merge(&mut self, other: &Entry) -> bool {
+        match self.merged(other) {
+            Some(merged) => {
+                *self = merged;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// This state merged with `other` (the dotted-version-vector rule), or
+    /// `None` if that changes nothing: built from both without copying
+    /// either first.
+    pub fn merged(&self, other: &Entry) -> Option<Entry> {
         if self == other {
-            return false;
+            return None;
         }
         let mut out = Vec::with_capacity(self.dots.len().max(other.dots.len()));
         let (mut a, mut b) = (self.dots.iter().peekable(), other.dots.iter().peekable());
@@ -335,10 +348,11 @@ impl Entry {
             out.len() != self.dots.len() || out.iter().zip(&self.dots).any(|(x, y)| x.dot != y.dot);
         let ctx_changed = !self.context.dominates(&other.context);
         let ts_changed = other.ts > self.ts;
-        self.dots = out;
-        self.context.join(&other.context);
-        self.ts = self.ts.max(other.ts);
-        dots_changed || ctx_changed || ts_changed
+        (dots_changed || ctx_changed || ts_changed).then(|| Entry {
+            context: self.context.joined(&other.context),
+            dots: out,
+            ts: self.ts.max(other.ts),
+        })
     }
 
     fn normalize(&mut self) {

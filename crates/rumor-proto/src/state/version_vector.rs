@@ -92,8 +92,15 @@ impl VersionVector {
 
     /// Merge `other` in: the pointwise maximum.
     pub fn join(&mut self, other: &VersionVector) {
+        if !other.0.is_empty() {
+            *self = self.joined(other);
+        }
+    }
+
+    /// The pointwise maximum of this vector and `other`.
+    pub fn joined(&self, other: &VersionVector) -> VersionVector {
         if other.0.is_empty() {
-            return;
+            return self.clone();
         }
         let mut out = Vec::with_capacity(self.0.len().max(other.0.len()));
         let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
@@ -123,7 +130,7 @@ impl VersionVector {
                 (None, None) => break,
             }
         }
-        self.0 = out;
+        VersionVector(out)
     }
 
     /// Whether this vector has seen everything `other` has.

@@ -130,6 +130,24 @@ impl MerkleIndex {
         self.root = self.root.wrapping_sub(h);
     }
 
+    /// Replace a key's digest `old` (added before) by `new`: what
+    /// [`MerkleIndex::sub`] then [`MerkleIndex::add`] do, in one lookup.
+    pub fn replace(&mut self, key_hash: u64, old: u64, new: u64) {
+        let (h_old, h_new) = (entry_hash(key_hash, old), entry_hash(key_hash, new));
+        match self.keys.get_mut(&key_hash) {
+            Some(e) => e.0 = e.0.wrapping_sub(h_old).wrapping_add(h_new),
+            None => {
+                self.keys.insert(key_hash, (h_new, 1));
+            }
+        }
+        if self.cached.is_empty() {
+            self.cached = vec![0; CACHED_NODES];
+        }
+        let c = &mut self.cached[Self::bucket(key_hash)];
+        *c = c.wrapping_sub(h_old).wrapping_add(h_new);
+        self.root = self.root.wrapping_sub(h_old).wrapping_add(h_new);
+    }
+
     /// The root hash: equal roots, equal stores.
     pub fn root(&self) -> u64 {
         self.root
