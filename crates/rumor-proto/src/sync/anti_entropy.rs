@@ -145,10 +145,13 @@ impl AntiEntropy {
             if encode_message(&Message::StateSummary(s.clone()), scratch).is_err() {
                 return Offer::Stale;
             }
+            // Summaries differ in size by a few bytes at most: one that
+            // does not fit means the packet is full, and looking further
+            // would encode summaries only to drop them.
             if packet.push_encoded(scratch) {
                 Offer::Taken
             } else {
-                Offer::Skipped
+                Offer::Full
             }
         });
     }
