@@ -12,7 +12,9 @@
 
 use core::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::SmallVec;
 
 /// One replica of the store: a node's data for as long as it keeps it.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -45,16 +47,46 @@ pub struct Dot {
 /// bounds the writers of one key, not the cluster size.
 pub const MAX_CONTEXT_ENTRIES: usize = 4096;
 
+/// Replicas a context holds without a heap allocation: most keys are
+/// written by one or two.
+const INLINE_REPLICAS: usize = 2;
+
+/// The (replica, counter) pairs of a version vector.
+type Pairs = SmallVec<[(ReplicaId, u64); INLINE_REPLICAS]>;
+
 /// A version vector: for each replica, the highest counter seen. Kept sorted
 /// by replica, without zero counters, so equal vectors encode alike.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct VersionVector(Vec<(ReplicaId, u64)>);
+pub struct VersionVector(Pairs);
+
+/// Decoded as a sequence of pairs, like a `Vec`, but without reserving
+/// room for the length a sequence claims: a claim from the network could be
+/// anything, and the pairs are stored as they decode.
+impl<'de> Deserialize<'de> for VersionVector {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = VersionVector;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence of (replica, counter) pairs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VersionVector, A::Error> {
+                let mut v = VersionVector::new();
+                while let Some(pair) = seq.next_element()? {
+                    v.0.push(pair);
+                }
+                Ok(v)
+            }
+        }
+        deserializer.deserialize_seq(Pairs)
+    }
+}
 
 impl VersionVector {
     /// The empty vector: has seen nothing.
     pub fn new() -> Self {
-        VersionVector(Vec::new())
+        VersionVector(SmallVec::new())
     }
 
     /// The highest counter of `replica` seen (0 if none).
@@ -102,7 +134,7 @@ impl VersionVector {
         if other.0.is_empty() {
             return self.clone();
         }
-        let mut out = Vec::with_capacity(self.0.len().max(other.0.len()));
+        let mut out = Pairs::with_capacity(self.0.len().max(other.0.len()));
         let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
@@ -196,6 +228,19 @@ mod tests {
         assert!(a.is_valid());
         assert!(a.dominates(&b));
         assert!(!b.dominates(&a));
+    }
+
+    #[test]
+    fn encodes_as_a_sequence_of_pairs_and_a_false_length_fails_to_decode() {
+        let v: VersionVector = [dot(1, 3), dot(5, 1), dot(9, 2)].into_iter().collect();
+        let bytes = postcard::to_allocvec(&v).unwrap();
+        let pairs: Vec<(ReplicaId, u64)> = v.iter().collect();
+        assert_eq!(bytes, postcard::to_allocvec(&pairs).unwrap());
+        assert_eq!(postcard::from_bytes::<VersionVector>(&bytes).unwrap(), v);
+        // A sequence claiming 2^28 pairs and holding one.
+        let mut lie = postcard::to_allocvec(&(1u32 << 28)).unwrap();
+        lie.extend(postcard::to_allocvec(&(ReplicaId(1), 1u64)).unwrap());
+        assert!(postcard::from_bytes::<VersionVector>(&lie).is_err());
     }
 
     #[test]
