@@ -284,7 +284,8 @@ impl Dissemination {
 
     /// Count a contact of `kind` for `id` under the termination rule:
     /// feedback rules count contacts that already knew the rumor, blind
-    /// rules count sends; counters go cold at `k`, coins with chance 1/k.
+    /// rules count sends; counters go cold at `k` (`write_k` for a key
+    /// write), coins with chance 1/k.
     fn contact(&mut self, cx: &mut Context, id: RumorId, kind: Contact) {
         let t = self.config.termination;
         let counts = match kind {
@@ -296,7 +297,11 @@ impl Dissemination {
         if !counts {
             return;
         }
-        let k = self.config.k.max(1);
+        let k = match self.store.get(&id) {
+            Some(held) if held.is_write => self.config.write_k,
+            _ => self.config.k,
+        }
+        .max(1);
         if matches!(t, Termination::FeedbackCoin | Termination::BlindCoin) {
             let cold = cx.rng.random_range(0..k) == 0;
             self.store.count(id, |_| cold);
