@@ -12,8 +12,7 @@
 
 use core::fmt;
 
-use serde::de::{SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 /// One replica of the store: a node's data for as long as it keeps it.
@@ -56,32 +55,9 @@ type Pairs = SmallVec<[(ReplicaId, u64); INLINE_REPLICAS]>;
 
 /// A version vector: for each replica, the highest counter seen. Kept sorted
 /// by replica, without zero counters, so equal vectors encode alike.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct VersionVector(Pairs);
-
-/// Decoded as a sequence of pairs, like a `Vec`, but without reserving
-/// room for the length a sequence claims: a claim from the network could be
-/// anything, and the pairs are stored as they decode.
-impl<'de> Deserialize<'de> for VersionVector {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Pairs;
-        impl<'de> Visitor<'de> for Pairs {
-            type Value = VersionVector;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence of (replica, counter) pairs")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<VersionVector, A::Error> {
-                let mut v = VersionVector::new();
-                while let Some(pair) = seq.next_element()? {
-                    v.0.push(pair);
-                }
-                Ok(v)
-            }
-        }
-        deserializer.deserialize_seq(Pairs)
-    }
-}
+pub struct VersionVector(#[serde(deserialize_with = "super::small_vec::deserialize")] Pairs);
 
 impl VersionVector {
     /// The empty vector: has seen nothing.
