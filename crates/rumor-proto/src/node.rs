@@ -38,7 +38,7 @@ use crate::time::Instant;
 use crate::timer::{Timer, Timers};
 use crate::transmit::{Channel, Transmit};
 use crate::wire::frame::{
-    AlreadyHeld, FLAG_SEALED, decode_datagram_body_skipping, decode_message, encode_stream_frame,
+    AlreadyHeld, FLAG_SEALED, decode_datagram_body_into, decode_message, encode_stream_frame,
     encode_stream_frame_encoded, split_frame,
 };
 use crate::wire::{self, DecodeError, Decoded, Message, PacketBuilder};
@@ -182,6 +182,8 @@ pub struct Node {
     gossip_armed: bool,
     /// The last gossip tick (or the first one, while it is pending).
     gossip_tick: Instant,
+    /// The last packet's messages: buffers kept for the next one.
+    decoded: Decoded,
 }
 
 impl Node {
@@ -266,6 +268,7 @@ impl Node {
             transmits: VecDeque::new(),
             gossip_armed: true,
             gossip_tick,
+            decoded: Decoded::default(),
         })
     }
 
@@ -361,10 +364,11 @@ impl Node {
         self.cx.now = now;
         self.cx.stats.packets_received += 1;
         self.cx.stats.bytes_received += bytes.len() as u64;
-        match self.decode(channel, bytes) {
-            Ok(decoded) => {
-                let mut known = decoded.known_rumors.into_iter().peekable();
-                for (i, msg) in decoded.messages.into_iter().enumerate() {
+        let mut decoded = core::mem::take(&mut self.decoded);
+        match self.decode(channel, bytes, &mut decoded) {
+            Ok(()) => {
+                let mut known = decoded.known_rumors.drain(..).peekable();
+                for (i, msg) in decoded.messages.drain(..).enumerate() {
                     while let Some((_, id)) = known.next_if(|&(before, _)| before <= i) {
                         self.dissemination.handle_known_rumor(&mut self.cx, id);
                     }
@@ -377,12 +381,19 @@ impl Node {
             }
             Err(e) => self.cx.stats.dropped.record(&e),
         }
+        decoded.clear();
+        self.decoded = decoded;
         self.flush();
     }
 
-    /// The packet's messages, and the ids of rumors it carried that this
-    /// node already holds (not decoded further).
-    fn decode(&mut self, channel: Channel, bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    /// Decode the packet's messages into `decoded`, with the ids of rumors
+    /// it carried that this node already holds (not decoded further).
+    fn decode(
+        &mut self,
+        channel: Channel,
+        bytes: &[u8],
+        decoded: &mut Decoded,
+    ) -> Result<(), DecodeError> {
         let max = match channel {
             Channel::Datagram => MAX_DATAGRAM,
             Channel::Stream => self.config.max_stream_frame,
@@ -393,24 +404,24 @@ impl Node {
                 "sealed frame reached the core unopened",
             ));
         }
-        let decoded = match channel {
+        match channel {
             Channel::Datagram => {
                 let held = Held {
                     dissemination: &self.dissemination,
                     summaries: &self.anti_entropy.summaries,
                 };
-                decode_datagram_body_skipping(frame.body, &held)?
+                decode_datagram_body_into(frame.body, &held, decoded)?;
             }
-            Channel::Stream => Decoded {
-                messages: vec![decode_message(frame.body)?],
-                ..Decoded::default()
-            },
-        };
+            Channel::Stream => {
+                decoded.clear();
+                decoded.messages.push(decode_message(frame.body)?);
+            }
+        }
         for m in &decoded.messages {
             wire::validate(m, &self.config)?;
         }
         self.cx.stats.dropped.unknown_message += decoded.unknown as u64;
-        Ok(decoded)
+        Ok(())
     }
 
     fn dispatch(&mut self, from: SocketAddr, channel: Channel, msg: Message) {

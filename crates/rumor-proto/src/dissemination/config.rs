@@ -110,6 +110,11 @@ pub struct DisseminationConfig {
     pub termination: Termination,
     /// The `k` of the counter and coin rules.
     pub k: u32,
+    /// The `k` of the counter and coin rules for rumors that carry key
+    /// writes. Lower than `k` by default: a write's rumor only hastens what
+    /// the store's Merkle anti-entropy guarantees anyway, and key writes
+    /// are most of what a busy store sends (see `docs/state.md`).
+    pub write_k: u32,
     /// Peers contacted each round.
     pub fanout: usize,
     /// Time between two rounds.
@@ -153,6 +158,7 @@ impl Default for DisseminationConfig {
             mode: Mode::Push,
             termination: Termination::FeedbackCounter,
             k: 4,
+            write_k: 2,
             fanout: 3,
             interval: Duration::from_millis(200),
             retention: Duration::from_secs(300),

@@ -161,14 +161,13 @@ impl Dissemination {
         id
     }
 
-    /// Hold, queue and deliver a rumor new to this node; true if it was new.
-    fn accept(&mut self, cx: &mut Context, rumor: Rumor) -> bool {
+    /// Hold, queue and deliver a rumor new to this node; gives it back if
+    /// it was new.
+    fn accept(&mut self, cx: &mut Context, rumor: Rumor) -> Option<Rumor> {
         let id = rumor.id;
         self.clock = self.clock.max(rumor.ltime);
         let event = rumor.user_event();
-        if !self.store.insert(rumor, cx.now) {
-            return false;
-        }
+        let rumor = self.store.insert(rumor, cx.now)?;
         if self.transmit_limited() {
             self.queue.push(id);
         } else if let Some(delay) = self.config.eager_push
@@ -181,7 +180,7 @@ impl Dissemination {
         if let Some(event) = event {
             cx.emit(Event::UserEvent(event));
         }
-        true
+        Some(rumor)
     }
 
     /// A rumor arrived in a packet from another node. Returns the key write
@@ -196,11 +195,10 @@ impl Dissemination {
             return None;
         }
         cx.stats.rumors_new += 1;
-        let write = match &rumor.body {
-            RumorBody::Write { key, entry } => Some((key.clone(), entry.clone())),
+        match self.accept(cx, rumor)?.body {
+            RumorBody::Write { key, entry } => Some((key, entry)),
             RumorBody::Event { .. } => None,
-        };
-        if self.accept(cx, rumor) { write } else { None }
+        }
     }
 
     /// A copy of a rumor this node already holds arrived.
@@ -296,7 +294,8 @@ impl Dissemination {
 
     /// Count a contact of `kind` for `id` under the termination rule:
     /// feedback rules count contacts that already knew the rumor, blind
-    /// rules count sends; counters go cold at `k`, coins with chance 1/k.
+    /// rules count sends; counters go cold at `k` (`write_k` for a key
+    /// write), coins with chance 1/k.
     fn contact(&mut self, cx: &mut Context, id: RumorId, kind: Contact) {
         let t = self.config.termination;
         let counts = match kind {
@@ -308,7 +307,11 @@ impl Dissemination {
         if !counts {
             return;
         }
-        let k = self.config.k.max(1);
+        let k = match self.store.get(&id) {
+            Some(held) if held.is_write => self.config.write_k,
+            _ => self.config.k,
+        }
+        .max(1);
         if matches!(t, Termination::FeedbackCoin | Termination::BlindCoin) {
             let cold = cx.rng.random_range(0..k) == 0;
             self.store.count(id, |_| cold);

@@ -1,6 +1,7 @@
 //! The rumors a node holds: for deduplication, for answering pulls, and, while
 //! they are hot, for spreading.
 
+use core::cmp::Reverse;
 use std::collections::VecDeque;
 
 use std::sync::Arc;
@@ -33,14 +34,23 @@ pub struct Held {
     pub rounds: u32,
 }
 
+/// Where a hot rumor goes in the spreading order: highest priority first,
+/// then youngest first, then by id.
+type HotKey = (Reverse<Priority>, Reverse<Instant>, RumorId);
+
 /// Held rumors, forgotten after the retention time or beyond a count limit
 /// (oldest first), so memory is bounded whatever arrives.
 #[derive(Debug)]
 pub struct RumorStore {
     held: FastMap<RumorId, Held>,
     by_age: VecDeque<(Instant, RumorId)>,
-    hot: Vec<RumorId>,
+    /// The rumors being spread, in spreading order as of the last call to
+    /// [`RumorStore::hot`], newer ones appended; rumors gone cold or
+    /// forgotten since are dropped there, not at once (which would cost a
+    /// scan of the list each time).
+    hot: Vec<HotKey>,
     max: usize,
+    scratch: Vec<u8>,
 }
 
 impl RumorStore {
@@ -51,6 +61,7 @@ impl RumorStore {
             by_age: VecDeque::new(),
             hot: Vec::new(),
             max: max.max(1),
+            scratch: Vec::new(),
         }
     }
 
@@ -74,24 +85,30 @@ impl RumorStore {
         self.held.is_empty()
     }
 
-    /// Hold a new rumor as hot; false if it was already held.
-    pub fn insert(&mut self, rumor: Rumor, now: Instant) -> bool {
+    /// Hold a new rumor as hot. Gives the rumor back if it was new, and
+    /// drops it if it was already held.
+    pub fn insert(&mut self, rumor: Rumor, now: Instant) -> Option<Rumor> {
         let id = rumor.id;
         if self.held.contains_key(&id) {
-            return false;
+            return None;
         }
         while self.held.len() >= self.max {
             match self.by_age.pop_front() {
-                Some((_, old)) => self.forget(old),
+                Some((_, old)) => {
+                    self.held.remove(&old);
+                }
                 None => break,
             }
         }
+        let priority = rumor.priority;
+        let is_write = matches!(rumor.body, RumorBody::Write { .. });
+        let (encoded, rumor) = forwarding(rumor, &mut self.scratch);
         self.held.insert(
             id,
             Held {
-                encoded: forwarding(&rumor),
-                priority: rumor.priority,
-                is_write: matches!(rumor.body, RumorBody::Write { .. }),
+                encoded,
+                priority,
+                is_write,
                 hot: true,
                 count: 0,
                 arrived: now,
@@ -100,14 +117,13 @@ impl RumorStore {
             },
         );
         self.by_age.push_back((now, id));
-        self.hot.push(id);
-        true
-    }
-
-    fn forget(&mut self, id: RumorId) {
-        if self.held.remove(&id).is_some_and(|h| h.hot) {
-            self.hot.retain(|h| *h != id);
+        // Entries of rumors no longer hot are dropped by `hot()`; a node
+        // that never asks (transmit-limit, pull) drops them here.
+        if self.hot.len() >= 2 * self.held.len() + 64 {
+            self.retain_hot();
         }
+        self.hot.push((Reverse(priority), Reverse(now), id));
+        Some(rumor)
     }
 
     /// Forget rumors that arrived before `cutoff`.
@@ -117,7 +133,7 @@ impl RumorStore {
                 break;
             }
             self.by_age.pop_front();
-            self.forget(id);
+            self.held.remove(&id);
         }
     }
 
@@ -127,7 +143,6 @@ impl RumorStore {
             h.count += 1;
             if cold(h.count) {
                 h.hot = false;
-                self.hot.retain(|x| *x != id);
             }
         }
     }
@@ -158,17 +173,21 @@ impl RumorStore {
     }
 
     /// Hot rumors, highest priority first, then youngest first.
-    pub fn hot(&self) -> Vec<RumorId> {
-        let mut ids = self.hot.clone();
-        ids.sort_by_key(|id| {
-            let h = &self.held[id];
-            (
-                core::cmp::Reverse(h.priority),
-                core::cmp::Reverse(h.arrived),
-                *id,
-            )
-        });
-        ids
+    pub fn hot(&mut self) -> Vec<RumorId> {
+        self.retain_hot();
+        // Sorted already but for the rumors that arrived since: the sort
+        // only merges them in.
+        self.hot.sort_unstable();
+        self.hot.dedup();
+        self.hot.iter().map(|&(_, _, id)| id).collect()
+    }
+
+    /// Drop the entries of rumors gone cold or forgotten (and of earlier
+    /// copies of rumors held again) from the hot list.
+    fn retain_hot(&mut self) {
+        let held = &self.held;
+        self.hot
+            .retain(|(_, Reverse(at), id)| held.get(id).is_some_and(|h| h.hot && h.arrived == *at));
     }
 
     /// Every held rumor id, youngest first.
@@ -177,13 +196,22 @@ impl RumorStore {
     }
 }
 
-/// The encoded message forwarding `rumor` one hop further.
-fn forwarding(rumor: &Rumor) -> Arc<[u8]> {
-    let mut next = rumor.clone();
-    next.hops = next.hops.saturating_add(1);
-    let mut buf = Vec::new();
+/// The encoded message forwarding `rumor` one hop further, and the rumor
+/// back (its hop count as it arrived), encoded through `scratch` without
+/// copying the rumor.
+fn forwarding(rumor: Rumor, scratch: &mut Vec<u8>) -> (Arc<[u8]>, Rumor) {
+    let hops = rumor.hops;
+    let msg = Message::Rumor(Rumor {
+        hops: hops.saturating_add(1),
+        ..rumor
+    });
+    scratch.clear();
     // Encoding into a Vec cannot fail for these types; an empty message
     // would simply not decode at the peer.
-    let _ = encode_message(&Message::Rumor(next), &mut buf);
-    buf.into()
+    let _ = encode_message(&msg, scratch);
+    let encoded = Arc::from(scratch.as_slice());
+    match msg {
+        Message::Rumor(rumor) => (encoded, Rumor { hops, ..rumor }),
+        _ => unreachable!("built as a rumor just above"),
+    }
 }

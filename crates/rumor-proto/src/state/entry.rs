@@ -24,6 +24,7 @@
 //! back from a replica that has not heard of the delete.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::hlc::Timestamp;
 use super::version_vector::{Dot, ReplicaId, VersionVector};
@@ -126,13 +127,18 @@ pub struct Dotted {
     pub payload: Payload,
 }
 
+/// The values of one key: one held inline (most keys have one value), more
+/// on the heap.
+pub type Dots = SmallVec<[Dotted; 1]>;
+
 /// One key's replicated state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Entry {
     /// Every write to the key this state has seen.
     pub context: VersionVector,
     /// The values, sorted by dot.
-    pub dots: Vec<Dotted>,
+    #[serde(deserialize_with = "super::small_vec::deserialize")]
+    pub dots: Dots,
     /// The latest write or delete (hybrid logical time).
     pub ts: Timestamp,
 }
@@ -302,10 +308,23 @@ impl Entry {
     /// Merge `other` into this state (the dotted-version-vector rule);
     /// returns whether this state changed.
     pub fn merge(&mut self, other: &Entry) -> bool {
-        if self == other {
-            return false;
+        match self.merged(other) {
+            Some(merged) => {
+                *self = merged;
+                true
+            }
+            None => false,
         }
-        let mut out = Vec::with_capacity(self.dots.len().max(other.dots.len()));
+    }
+
+    /// This state merged with `other` (the dotted-version-vector rule), or
+    /// `None` if that changes nothing: built from both without copying
+    /// either first.
+    pub fn merged(&self, other: &Entry) -> Option<Entry> {
+        if self == other {
+            return None;
+        }
+        let mut out = Dots::with_capacity(self.dots.len().max(other.dots.len()));
         let (mut a, mut b) = (self.dots.iter().peekable(), other.dots.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
@@ -335,10 +354,11 @@ impl Entry {
             out.len() != self.dots.len() || out.iter().zip(&self.dots).any(|(x, y)| x.dot != y.dot);
         let ctx_changed = !self.context.dominates(&other.context);
         let ts_changed = other.ts > self.ts;
-        self.dots = out;
-        self.context.join(&other.context);
-        self.ts = self.ts.max(other.ts);
-        dots_changed || ctx_changed || ts_changed
+        (dots_changed || ctx_changed || ts_changed).then(|| Entry {
+            context: self.context.joined(&other.context),
+            dots: out,
+            ts: self.ts.max(other.ts),
+        })
     }
 
     fn normalize(&mut self) {
@@ -402,7 +422,7 @@ impl Entry {
 /// Last writer wins among `lww` values: keep the highest (timestamp, dot).
 /// Safe because the hybrid logical clock orders every write after the
 /// writes it has seen.
-fn normalize(dots: &mut Vec<Dotted>) {
+fn normalize(dots: &mut Dots) {
     let winner = dots
         .iter()
         .filter(|d| matches!(d.payload, Payload::Lww(_)))

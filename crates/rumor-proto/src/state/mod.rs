@@ -26,11 +26,12 @@
 pub mod config;
 pub mod entry;
 pub mod hlc;
+mod small_vec;
 pub mod store;
 pub mod version_vector;
 
 pub use config::StateConfig;
-pub use entry::{Dotted, Entry, Kind, Payload, WrongKind};
+pub use entry::{Dots, Dotted, Entry, Kind, Payload, WrongKind};
 pub use hlc::{Hlc, Timestamp};
 pub use store::{Key, KvError, KvStore, Merged, Op, Refusal, StoreSnapshot, Written, key_hash};
 pub use version_vector::{Dot, ReplicaId, VersionVector};

@@ -339,18 +339,6 @@ impl KvStore {
         }
     }
 
-    fn find_mut(&mut self, hash: u64, key: &str) -> Option<&mut Stored> {
-        match self.slots.get_mut(&hash) {
-            Some((k, s)) if k == key => Some(s),
-            Some(_) => self
-                .collisions
-                .iter_mut()
-                .find(|(h, k, _)| *h == hash && k == key)
-                .map(|(_, _, s)| s),
-            None => None,
-        }
-    }
-
     fn insert_new(&mut self, hash: u64, key: &str, stored: Stored) {
         if self.slots.contains_key(&hash) {
             self.collisions.push((hash, Key::from(key), stored));
@@ -478,26 +466,30 @@ impl KvStore {
             return Merged::Refused(Refusal::Invalid);
         }
         self.hlc.observe(remote.ts, wall_ms);
-        let mut entry = match self.get(key) {
+        let hash = key_hash(key);
+        let entry = match self.find(hash, key) {
             // The common case for a rumor that anti-entropy (or another
             // rumor) already brought: nothing to do, nothing to copy.
-            Some(e) if e == remote => return Merged::Unchanged,
-            Some(e) => e.clone(),
+            Some(s) if s.entry == *remote => return Merged::Unchanged,
+            Some(s) => match s.entry.merged(remote) {
+                Some(merged) => merged,
+                None => return Merged::Unchanged,
+            },
             None => {
                 if self.gc_horizon > Timestamp::ZERO && remote.ts <= self.gc_horizon {
                     return Merged::Refused(Refusal::Collected);
                 }
-                Entry::default()
+                match Entry::default().merged(remote) {
+                    Some(merged) => merged,
+                    None => return Merged::Unchanged,
+                }
             }
         };
-        if !entry.merge(remote) {
-            return Merged::Unchanged;
-        }
         if entry.len() > self.config.max_dots_per_key {
             return Merged::Refused(Refusal::Invalid);
         }
         let newest = remote.dots.iter().map(|d| d.ts).max().unwrap_or(remote.ts);
-        match self.store(key, entry) {
+        match self.store_hashed(hash, key, entry) {
             Ok(()) => Merged::Changed {
                 age_ms: self.hlc.last().wall_ms.saturating_sub(newest.wall_ms),
             },
@@ -508,7 +500,11 @@ impl KvStore {
     /// Replace the entry of `key`, updating the index, the counts and the
     /// tombstone ages; refused (changing nothing) when the store is full.
     fn store(&mut self, key: &str, entry: Entry) -> Result<(), KvError> {
-        let hash = key_hash(key);
+        self.store_hashed(key_hash(key), key, entry)
+    }
+
+    /// [`KvStore::store`] for a key whose hash is known.
+    fn store_hashed(&mut self, hash: u64, key: &str, entry: Entry) -> Result<(), KvError> {
         let new_bytes = key.len() + entry.data_len();
         self.scratch.clear();
         let digest = match postcard::to_extend(&entry, core::mem::take(&mut self.scratch)) {
@@ -519,43 +515,57 @@ impl KvStore {
             }
             Err(_) => hash,
         };
-        let old_bytes = self.find(hash, key).map(|s| s.bytes);
-        let grows_keys = old_bytes.is_none();
-        let old_bytes = old_bytes.unwrap_or(0);
-        let full_keys = grows_keys && self.keys >= self.config.max_keys;
-        let full_bytes =
-            self.bytes - old_bytes + new_bytes > self.config.max_bytes && new_bytes > old_bytes;
-        if full_keys || full_bytes {
-            return Err(KvError::Full {
-                keys: self.keys,
-                bytes: self.bytes,
-                max_keys: self.config.max_keys,
-                max_bytes: self.config.max_bytes,
-            });
-        }
+        let full = |keys: usize, bytes: usize, config: &StateConfig| KvError::Full {
+            keys,
+            bytes,
+            max_keys: config.max_keys,
+            max_bytes: config.max_bytes,
+        };
         let tomb = entry.is_tombstone();
         let ts = entry.ts;
-        self.last_change = self.last_change.max(entry.ts);
         let stored = Stored {
             entry,
             digest,
             bytes: new_bytes,
         };
-        match self.find_mut(hash, key) {
+        let slot = match self.slots.get_mut(&hash) {
+            Some((k, s)) if k == key => Some(s),
+            Some(_) => self
+                .collisions
+                .iter_mut()
+                .find(|(h, k, _)| *h == hash && k == key)
+                .map(|(_, _, s)| s),
+            None => None,
+        };
+        let old_bytes = match slot {
             Some(slot) => {
+                let old_bytes = slot.bytes;
+                if self.bytes - old_bytes + new_bytes > self.config.max_bytes
+                    && new_bytes > old_bytes
+                {
+                    return Err(full(self.keys, self.bytes, &self.config));
+                }
                 let old = core::mem::replace(slot, stored);
-                self.index.sub(hash, old.digest);
+                self.index.replace(hash, old.digest, digest);
                 if old.entry.is_tombstone() {
                     self.tombstones -= 1;
                     self.tombstone_ages.remove(&(old.entry.ts, Key::from(key)));
                 }
+                old_bytes
             }
             None => {
+                if self.keys >= self.config.max_keys
+                    || self.bytes + new_bytes > self.config.max_bytes && new_bytes > 0
+                {
+                    return Err(full(self.keys, self.bytes, &self.config));
+                }
                 self.insert_new(hash, key, stored);
                 self.keys += 1;
+                self.index.add(hash, digest);
+                0
             }
-        }
-        self.index.add(hash, digest);
+        };
+        self.last_change = self.last_change.max(ts);
         if tomb {
             self.tombstones += 1;
             self.tombstone_ages.insert((ts, Key::from(key)));

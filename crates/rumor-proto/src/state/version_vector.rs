@@ -13,6 +13,7 @@
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// One replica of the store: a node's data for as long as it keeps it.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -45,16 +46,23 @@ pub struct Dot {
 /// bounds the writers of one key, not the cluster size.
 pub const MAX_CONTEXT_ENTRIES: usize = 4096;
 
+/// Replicas a context holds without a heap allocation: most keys are
+/// written by one or two.
+const INLINE_REPLICAS: usize = 2;
+
+/// The (replica, counter) pairs of a version vector.
+type Pairs = SmallVec<[(ReplicaId, u64); INLINE_REPLICAS]>;
+
 /// A version vector: for each replica, the highest counter seen. Kept sorted
 /// by replica, without zero counters, so equal vectors encode alike.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct VersionVector(Vec<(ReplicaId, u64)>);
+pub struct VersionVector(#[serde(deserialize_with = "super::small_vec::deserialize")] Pairs);
 
 impl VersionVector {
     /// The empty vector: has seen nothing.
     pub fn new() -> Self {
-        VersionVector(Vec::new())
+        VersionVector(SmallVec::new())
     }
 
     /// The highest counter of `replica` seen (0 if none).
@@ -92,10 +100,17 @@ impl VersionVector {
 
     /// Merge `other` in: the pointwise maximum.
     pub fn join(&mut self, other: &VersionVector) {
-        if other.0.is_empty() {
-            return;
+        if !other.0.is_empty() {
+            *self = self.joined(other);
         }
-        let mut out = Vec::with_capacity(self.0.len().max(other.0.len()));
+    }
+
+    /// The pointwise maximum of this vector and `other`.
+    pub fn joined(&self, other: &VersionVector) -> VersionVector {
+        if other.0.is_empty() {
+            return self.clone();
+        }
+        let mut out = Pairs::with_capacity(self.0.len().max(other.0.len()));
         let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
@@ -123,7 +138,7 @@ impl VersionVector {
                 (None, None) => break,
             }
         }
-        self.0 = out;
+        VersionVector(out)
     }
 
     /// Whether this vector has seen everything `other` has.
@@ -189,6 +204,19 @@ mod tests {
         assert!(a.is_valid());
         assert!(a.dominates(&b));
         assert!(!b.dominates(&a));
+    }
+
+    #[test]
+    fn encodes_as_a_sequence_of_pairs_and_a_false_length_fails_to_decode() {
+        let v: VersionVector = [dot(1, 3), dot(5, 1), dot(9, 2)].into_iter().collect();
+        let bytes = postcard::to_allocvec(&v).unwrap();
+        let pairs: Vec<(ReplicaId, u64)> = v.iter().collect();
+        assert_eq!(bytes, postcard::to_allocvec(&pairs).unwrap());
+        assert_eq!(postcard::from_bytes::<VersionVector>(&bytes).unwrap(), v);
+        // A sequence claiming 2^28 pairs and holding one.
+        let mut lie = postcard::to_allocvec(&(1u32 << 28)).unwrap();
+        lie.extend(postcard::to_allocvec(&(ReplicaId(1), 1u64)).unwrap());
+        assert!(postcard::from_bytes::<VersionVector>(&lie).is_err());
     }
 
     #[test]

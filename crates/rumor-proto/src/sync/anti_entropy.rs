@@ -145,10 +145,13 @@ impl AntiEntropy {
             if encode_message(&Message::StateSummary(s.clone()), scratch).is_err() {
                 return Offer::Stale;
             }
+            // Summaries differ in size by a few bytes at most: one that
+            // does not fit means the packet is full, and looking further
+            // would encode summaries only to drop them.
             if packet.push_encoded(scratch) {
                 Offer::Taken
             } else {
-                Offer::Skipped
+                Offer::Full
             }
         });
     }
@@ -195,9 +198,18 @@ impl AntiEntropy {
             found.sort_unstable_by_key(|&(id, _)| id);
             found.into_iter().map(|(_, addr)| addr).collect()
         } else {
-            live()
-                .filter(|m| self.summaries.get(&m.name).map_or(0, |s| s.root) != root)
-                .map(|m| m.socket_addr())
+            // While stores change most members differ: a few random draws
+            // find one without looking at every member (the sample falls
+            // back to a scan when few or none differ).
+            let summaries = &self.summaries;
+            table
+                .sample(rng, 1, |_, m| {
+                    m.state.is_active()
+                        && m.name != *local
+                        && summaries.get(&m.name).map_or(0, |s| s.root) != root
+                })
+                .into_iter()
+                .filter_map(|id| table.get(id).map(|m| m.socket_addr()))
                 .collect()
         };
         if let Some(&peer) = differing.choose(rng) {

@@ -11,8 +11,6 @@
 //! the top three levels cost nothing to read; deeper nodes are summed from
 //! the sorted key hashes on demand, which touches only the keys under them.
 
-use std::collections::BTreeMap;
-
 /// Nibbles of the key hash cached as an array of sums.
 pub const CACHED_DEPTH: u8 = 3;
 /// Bits per tree level.
@@ -69,21 +67,30 @@ impl Prefix {
 }
 
 /// The index: key hashes with the sum of their keys' digests.
+///
+/// Key hashes are kept sorted in one small vector per depth-3 node, so that
+/// a key's update finds it in two memory reads whatever the store's size,
+/// and a node's keys are one slice of its bucket.
 #[derive(Debug, Clone)]
 pub struct MerkleIndex {
-    keys: BTreeMap<u64, (u64, u32)>,
+    /// `buckets[b]`: the key hashes under depth-3 node `b`, sorted, each
+    /// with the sum of the entry hashes of its keys and their number.
+    buckets: Vec<Vec<(u64, u64, u32)>>,
     cached: Vec<u64>,
     root: u64,
+    /// Distinct key hashes held.
+    len: usize,
 }
 
 impl Default for MerkleIndex {
-    /// Empty; the cached sums are allocated with the first key, so that an
-    /// unused store costs nothing.
+    /// Empty; the buckets and cached sums are allocated with the first key,
+    /// so that an unused store costs nothing.
     fn default() -> Self {
         MerkleIndex {
-            keys: BTreeMap::new(),
+            buckets: Vec::new(),
             cached: Vec::new(),
             root: 0,
+            len: 0,
         }
     }
 }
@@ -101,33 +108,55 @@ impl MerkleIndex {
         (key_hash >> (64 - u32::from(CACHED_DEPTH) * LEVEL_BITS)) as usize
     }
 
-    /// Add a key's digest.
-    pub fn add(&mut self, key_hash: u64, digest: u64) {
+    /// Add `delta` (the entry hash of a key added, or the difference when
+    /// one changes) under `key_hash`, whose key count changes by `keys`; a
+    /// key hash not held yet starts at `fresh` unless keys are removed.
+    fn apply(&mut self, key_hash: u64, delta: u64, keys: i8, fresh: u64) {
         if self.cached.is_empty() {
             self.cached = vec![0; CACHED_NODES];
+            self.buckets = vec![Vec::new(); CACHED_NODES];
         }
+        let b = Self::bucket(key_hash);
+        let bucket = &mut self.buckets[b];
+        match bucket.binary_search_by_key(&key_hash, |&(k, _, _)| k) {
+            Ok(i) => {
+                let e = &mut bucket[i];
+                e.1 = e.1.wrapping_add(delta);
+                e.2 = e.2.saturating_add_signed(i32::from(keys));
+                if e.2 == 0 {
+                    bucket.remove(i);
+                    self.len -= 1;
+                }
+            }
+            // A key never added is not removed (a removal's delta still
+            // moves the sums above it).
+            Err(i) if keys >= 0 => {
+                bucket.insert(i, (key_hash, fresh, 1));
+                self.len += 1;
+            }
+            Err(_) => {}
+        }
+        self.cached[b] = self.cached[b].wrapping_add(delta);
+        self.root = self.root.wrapping_add(delta);
+    }
+
+    /// Add a key's digest.
+    pub fn add(&mut self, key_hash: u64, digest: u64) {
         let h = entry_hash(key_hash, digest);
-        let e = self.keys.entry(key_hash).or_insert((0, 0));
-        e.0 = e.0.wrapping_add(h);
-        e.1 += 1;
-        self.cached[Self::bucket(key_hash)] = self.cached[Self::bucket(key_hash)].wrapping_add(h);
-        self.root = self.root.wrapping_add(h);
+        self.apply(key_hash, h, 1, h);
     }
 
     /// Remove a key's digest (one added before).
     pub fn sub(&mut self, key_hash: u64, digest: u64) {
-        let h = entry_hash(key_hash, digest);
-        if let Some(e) = self.keys.get_mut(&key_hash) {
-            e.0 = e.0.wrapping_sub(h);
-            e.1 = e.1.saturating_sub(1);
-            if e.1 == 0 {
-                self.keys.remove(&key_hash);
-            }
-        }
-        if let Some(c) = self.cached.get_mut(Self::bucket(key_hash)) {
-            *c = c.wrapping_sub(h);
-        }
-        self.root = self.root.wrapping_sub(h);
+        self.apply(key_hash, entry_hash(key_hash, digest).wrapping_neg(), -1, 0);
+    }
+
+    /// Replace a key's digest `old` (added before) by `new`: what
+    /// [`MerkleIndex::sub`] then [`MerkleIndex::add`] do, in one lookup.
+    pub fn replace(&mut self, key_hash: u64, old: u64, new: u64) {
+        let h_new = entry_hash(key_hash, new);
+        let delta = h_new.wrapping_sub(entry_hash(key_hash, old));
+        self.apply(key_hash, delta, 0, h_new);
     }
 
     /// The root hash: equal roots, equal stores.
@@ -137,12 +166,24 @@ impl MerkleIndex {
 
     /// Distinct key hashes held.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.len
     }
 
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len == 0
+    }
+
+    /// The key hashes under `p`, sorted, with their entry hash sums.
+    fn under(&self, p: Prefix) -> impl Iterator<Item = &(u64, u64, u32)> + '_ {
+        let range = p.range();
+        let buckets = if self.buckets.is_empty() {
+            &[][..]
+        } else {
+            &self.buckets[Self::bucket(*range.start())..=Self::bucket(*range.end())]
+        };
+        let in_range = move |e: &&(u64, u64, u32)| range.contains(&e.0);
+        buckets.iter().flatten().filter(in_range)
     }
 
     /// The hash of the tree node `p`.
@@ -158,9 +199,7 @@ impl MerkleIndex {
                 .get(start..start + span)
                 .map_or(0, |c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b)));
         }
-        self.keys
-            .range(p.range())
-            .fold(0u64, |a, (_, &(h, _))| a.wrapping_add(h))
+        self.under(p).fold(0u64, |a, &(_, h, _)| a.wrapping_add(h))
     }
 
     /// The hashes of `p`'s 16 children, in order.
@@ -172,7 +211,7 @@ impl MerkleIndex {
             }
         } else if p.depth < MAX_DEPTH {
             let shift = 64 - u32::from(p.depth + 1) * LEVEL_BITS;
-            for (k, &(h, _)) in self.keys.range(p.range()) {
+            for &(k, h, _) in self.under(p) {
                 let i = ((k >> shift) & 0xf) as usize;
                 out[i] = out[i].wrapping_add(h);
             }
@@ -183,14 +222,14 @@ impl MerkleIndex {
     /// Number of keys under `p`, counting at most `cap`.
     pub fn count_upto(&self, p: Prefix, cap: usize) -> usize {
         if p.depth == 0 {
-            return self.keys.len().min(cap);
+            return self.len.min(cap);
         }
-        self.keys.range(p.range()).take(cap).count()
+        self.under(p).take(cap).count()
     }
 
     /// The key hashes under `p` with the sum of their entry hashes.
     pub fn keys(&self, p: Prefix) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.keys.range(p.range()).map(|(&k, &(h, _))| (k, h))
+        self.under(p).map(|&(k, h, _)| (k, h))
     }
 }
 

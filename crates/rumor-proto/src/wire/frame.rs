@@ -247,10 +247,33 @@ pub fn decode_datagram_body(body: &[u8]) -> Result<Decoded, DecodeError> {
 /// it already has (the price of epidemic spreading), and their bodies would
 /// only be decoded, validated and thrown away. Their bodies are not checked.
 pub fn decode_datagram_body_skipping(
-    mut body: &[u8],
+    body: &[u8],
     held: &impl AlreadyHeld,
 ) -> Result<Decoded, DecodeError> {
     let mut out = Decoded::default();
+    decode_datagram_body_into(body, held, &mut out)?;
+    Ok(out)
+}
+
+impl Decoded {
+    /// Empty it, keeping its buffers for the next packet.
+    pub fn clear(&mut self) {
+        self.messages.clear();
+        self.unknown = 0;
+        self.known_rumors.clear();
+        self.stale_summaries = 0;
+    }
+}
+
+/// [`decode_datagram_body_skipping`] into `out` (cleared first), so that a
+/// receiver reuses its buffers from packet to packet. On an error `out`
+/// holds part of the body and must not be used.
+pub fn decode_datagram_body_into(
+    mut body: &[u8],
+    held: &impl AlreadyHeld,
+    out: &mut Decoded,
+) -> Result<(), DecodeError> {
+    out.clear();
     while !body.is_empty() {
         let (len, rest) =
             postcard::take_from_bytes::<u32>(body).map_err(DecodeError::from_postcard)?;
@@ -264,6 +287,7 @@ pub fn decode_datagram_body_skipping(
             out.unknown += 1;
             continue;
         }
+
         match postcard::take_from_bytes::<u32>(msg) {
             Ok((RUMOR_KIND, rest)) => {
                 if let Ok((id, _)) = postcard::take_from_bytes::<RumorId>(rest)
@@ -285,7 +309,7 @@ pub fn decode_datagram_body_skipping(
         }
         out.messages.push(decode_message(msg)?);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The node and issue time of an encoded state summary (after its kind),
