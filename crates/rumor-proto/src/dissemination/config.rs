@@ -148,7 +148,10 @@ pub struct DisseminationConfig {
     /// brought forward, so it costs no more messages, only less batching
     /// of new rumors with older ones. `None`: every push waits for a round,
     /// as in the classic protocols (the simulator's broadcast studies use
-    /// that). Push and push-pull only.
+    /// that). Push and push-pull only, and only on a node that has not
+    /// pushed for a whole `interval`: under a steady stream of rumors every
+    /// round is full of new ones already, and eager packets would only
+    /// split its batches.
     pub eager_push: Option<Duration>,
 }
 

@@ -26,6 +26,7 @@ use crate::context::Context;
 use crate::event::Event;
 use crate::fast_map::FastSet;
 use crate::membership::member::NodeName;
+use crate::time::Instant;
 use crate::timer::Timer;
 use crate::transmit::Channel;
 use crate::wire::frame::{encode_message, header_len};
@@ -71,6 +72,8 @@ pub struct Dissemination {
     rounds: u64,
     /// An eager push is set to run.
     eager_armed: bool,
+    /// When this node last pushed rumors (in a round or eagerly).
+    last_push: Option<Instant>,
     scratch: Vec<u8>,
 }
 
@@ -96,6 +99,7 @@ impl Dissemination {
             header: header_len(cluster.len()),
             rounds: 0,
             eager_armed: false,
+            last_push: None,
             scratch: Vec::new(),
         }
     }
@@ -173,6 +177,9 @@ impl Dissemination {
         } else if let Some(delay) = self.config.eager_push
             && self.config.mode != Mode::Pull
             && !self.eager_armed
+            && self
+                .last_push
+                .is_none_or(|at| cx.now.saturating_duration_since(at) >= self.config.interval)
         {
             cx.set_timer(delay, Timer::RumorEager);
             self.eager_armed = true;
@@ -389,6 +396,9 @@ impl Dissemination {
             let digest = pull.then(|| self.digest(self.room / 2, false));
             self.send_rumors(cx, peer, digest, &ids);
         }
+        if !hot.is_empty() {
+            self.last_push = Some(cx.now);
+        }
         for id in hot {
             self.store.pushed(id);
         }
@@ -416,6 +426,7 @@ impl Dissemination {
         for &peer in peers.iter().take(reach) {
             self.send_rumors(cx, peer, None, &fresh);
         }
+        self.last_push = Some(cx.now);
         for id in fresh {
             self.store.pushed(id);
         }
