@@ -371,17 +371,7 @@ impl Dissemination {
         // old ones cheaply.
         let reach: Vec<usize> = hot
             .iter()
-            .map(|id| {
-                let rounds = self.store.get(id).map_or(0, |h| h.rounds);
-                if self.config.adaptive_fanout {
-                    (2 * self.config.fanout)
-                        .checked_shr(rounds)
-                        .unwrap_or(0)
-                        .max(1)
-                } else {
-                    self.config.fanout
-                }
-            })
+            .map(|id| self.reach(self.store.get(id).map_or(0, |h| h.rounds)))
             .collect();
         for (j, &peer) in peers.iter().enumerate() {
             let ids: Vec<RumorId> = hot
@@ -418,17 +408,26 @@ impl Dissemination {
         if fresh.is_empty() || peers.is_empty() {
             return;
         }
-        let reach = if self.config.adaptive_fanout {
-            2 * self.config.fanout
-        } else {
-            self.config.fanout
-        };
-        for &peer in peers.iter().take(reach) {
+        for &peer in peers.iter().take(self.reach(0)) {
             self.send_rumors(cx, peer, None, &fresh);
         }
         self.last_push = Some(cx.now);
         for id in fresh {
             self.store.pushed(id);
+        }
+    }
+
+    /// How many peers a rumor in its `rounds`-th round of pushing goes
+    /// to: `fanout`, or with adaptive fanout `2 × fanout / 2^rounds` (at
+    /// least one).
+    fn reach(&self, rounds: u32) -> usize {
+        if self.config.adaptive_fanout {
+            (2 * self.config.fanout)
+                .checked_shr(rounds)
+                .unwrap_or(0)
+                .max(1)
+        } else {
+            self.config.fanout
         }
     }
 

@@ -160,17 +160,11 @@ impl Membership {
 
     /// The direct ack is late: ask others to probe, and try the stream channel.
     pub(crate) fn on_probe_timeout(&mut self, cx: &mut Context, seq: u32) {
-        let Some(Pending::Probe { target, name, .. }) = self.pending.get(&seq) else {
-            return;
-        };
-        let (target, name) = (*target, name.clone());
-        let Some(addr) = self
-            .table
-            .get(target)
-            .filter(|m| m.name == name)
-            .map(|m| m.socket_addr())
-        else {
-            self.pending.remove(&seq);
+        let Some((target, name, addr)) = self.probe_target(seq) else {
+            // A probe whose slot now holds another member is dropped.
+            if matches!(self.pending.get(&seq), Some(Pending::Probe { .. })) {
+                self.pending.remove(&seq);
+            }
             return;
         };
         let local = self.local;
@@ -219,24 +213,25 @@ impl Membership {
     /// Neither the direct nor an indirect ack has come: try the stream
     /// channel, which still reaches a member whose datagrams are dropped.
     pub(crate) fn on_stream_probe(&mut self, cx: &mut Context, seq: u32) {
-        let Some(Pending::Probe { target, name, .. }) = self.pending.get(&seq) else {
+        let Some((_, name, addr)) = self.probe_target(seq) else {
             return;
         };
-        let Some(addr) = self
-            .table
-            .get(*target)
-            .filter(|m| &m.name == name)
-            .map(|m| m.socket_addr())
-        else {
-            return;
-        };
-        let name = name.clone();
         cx.send(
             addr,
             Channel::Stream,
             vec![Message::Ping(Ping { seq, target: name })],
             false,
         );
+    }
+
+    /// The target of own probe `seq`, if it is still pending and its slot
+    /// still holds the member it was sent to: id, name and address.
+    fn probe_target(&self, seq: u32) -> Option<(MemberId, NodeName, SocketAddr)> {
+        let Some(Pending::Probe { target, name, .. }) = self.pending.get(&seq) else {
+            return None;
+        };
+        let m = self.table.get(*target).filter(|m| &m.name == name)?;
+        Some((*target, name.clone(), m.socket_addr()))
     }
 
     /// The probe period ended without an ack: adjust local health and suspect.
