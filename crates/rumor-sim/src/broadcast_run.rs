@@ -49,8 +49,7 @@
 use core::fmt;
 use core::str::FromStr;
 use core::time::Duration;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -713,7 +712,7 @@ fn totals(sim: &Sim) -> Totals {
 pub struct BroadcastRun {
     params: BroadcastParams,
     sim: Sim,
-    tracker: Rc<RefCell<Tracker>>,
+    tracker: Arc<Mutex<Tracker>>,
     origins: Vec<NodeId>,
     /// The report, once run.
     report: Option<BroadcastReport>,
@@ -729,6 +728,15 @@ impl fmt::Debug for BroadcastRun {
             .field("origins", &self.origins)
             .finish_non_exhaustive()
     }
+}
+
+/// The tracker, shared with the event hook (which runs on the simulation's
+/// thread; a panic there cannot leave it half-updated in a way that matters
+/// for a report, so a poisoned lock is taken anyway).
+fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl BroadcastRun {
@@ -796,14 +804,14 @@ impl BroadcastRun {
             all.shuffle(&mut rng);
             origins.extend(all.into_iter().take(params.updates - origins.len()));
         }
-        let tracker = Rc::new(RefCell::new(Tracker {
+        let tracker = Arc::new(Mutex::new(Tracker {
             interval_ns: u64::try_from(params.interval.as_nanos()).unwrap_or(u64::MAX),
             ..Tracker::default()
         }));
-        let hook = Rc::clone(&tracker);
+        let hook = Arc::clone(&tracker);
         sim.set_event_hook(move |at, node, event| {
             if let Event::UserEvent(e) = event {
-                hook.borrow_mut().delivered(at, node, e);
+                lock(&hook).delivered(at, node, e);
             }
         });
         Ok(BroadcastRun {
@@ -874,7 +882,7 @@ impl BroadcastRun {
         // Phase 3: dissemination.
         let spacing = p.spacing();
         {
-            let mut tracker = self.tracker.borrow_mut();
+            let mut tracker = lock(&self.tracker);
             let words = n.div_ceil(64);
             for j in 0..p.updates {
                 tracker.updates.push(UpdateTrack {
@@ -930,9 +938,7 @@ impl BroadcastRun {
                 continue;
             }
             let live = self.sim.observer().live_count();
-            let complete = self
-                .tracker
-                .borrow()
+            let complete = lock(&self.tracker)
                 .updates
                 .iter()
                 .all(|u| u.delivered >= live);
@@ -958,7 +964,7 @@ impl BroadcastRun {
 
     fn build_report(&self, r: ReportInputs) -> BroadcastReport {
         let p = &self.params;
-        let tracker = self.tracker.borrow();
+        let tracker = lock(&self.tracker);
         let live = self.sim.observer().live_count().max(1);
         let n = p.nodes as f64;
         let u = p.updates as f64;

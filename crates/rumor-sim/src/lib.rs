@@ -68,7 +68,7 @@ pub type NodeId = usize;
 pub use broadcast_run::{
     Bootstrap, BroadcastParams, BroadcastReport, BroadcastRun, Ending, run_broadcast,
 };
-pub use kv_run::{KvParams, KvReport, run_kv};
+pub use kv_run::{KvParams, KvReport, run_kv, run_kv_keeping_sim};
 pub use membership_run::{MembershipParams, MembershipRun, run_membership};
 pub use network::{Direction, NetworkConfig, Partition};
 pub use observer::Observer;

@@ -220,6 +220,11 @@ impl Network {
         self.blocked(at, a, b) || self.blocked(at, b, a)
     }
 
+    /// The least time any packet takes: the latency (jitter only adds).
+    pub fn min_delay(&self) -> Duration {
+        self.config.latency
+    }
+
     /// Decide the fate of a packet sent at `now` from `from` to `to`, and
     /// count it.
     pub fn route(&mut self, now: Instant, from: NodeId, to: NodeId, channel: Channel) -> Fate {

@@ -17,7 +17,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumor_proto::{
     Channel, Command, Config, Event, Identity, Instant, InvalidName, MemberState, Node, NodeError,
-    NodeName, Snapshot,
+    NodeName, Snapshot, Transmit,
 };
 
 use crate::NodeId;
@@ -26,6 +26,9 @@ use crate::observer::Observer;
 use crate::queue::EventQueue;
 use crate::report::{CrashReport, SimReport, Traffic};
 use crate::scenario::{Fault, RestartMode, SlowSpec};
+
+mod window;
+use window::{Record, WindowEvent};
 
 /// Port of every simulated node's (virtual, never opened) address.
 pub const PORT: u16 = 7946;
@@ -58,6 +61,9 @@ pub struct SimConfig {
     pub node: Config,
     /// The network model.
     pub network: NetworkConfig,
+    /// Run the nodes side by side on all cores where no packet can pass
+    /// between them (on by default). The outcome is the same either way.
+    pub parallel: bool,
 }
 
 impl SimConfig {
@@ -68,7 +74,15 @@ impl SimConfig {
             seed,
             node: Config::lan(),
             network: NetworkConfig::default(),
+            parallel: true,
         }
+    }
+
+    /// Run every event one by one on the calling thread
+    /// ([`SimConfig::parallel`] off).
+    pub fn one_by_one(mut self) -> Self {
+        self.parallel = false;
+        self
     }
 
     /// Use `config` for the nodes.
@@ -135,15 +149,21 @@ struct Inbound {
 /// threads as the machine has cores (each node's table, probe order and
 /// random draws are its own, so the result does not depend on the split).
 fn install_in_parallel(slots: &mut [Slot], now: Instant, identities: &[Identity]) {
+    in_parallel(slots, |slot| {
+        slot.node.install_members(now, identities);
+    });
+}
+
+/// Run `f` on every slot, the slots split over the cores. Only for work
+/// that touches nothing but the slot itself, so that the outcome does not
+/// depend on the split.
+fn in_parallel(slots: &mut [Slot], f: impl Fn(&mut Slot) + Sync) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = slots.len().div_ceil(threads).max(1);
+    let f = &f;
     std::thread::scope(|scope| {
         for chunk in slots.chunks_mut(per_thread) {
-            scope.spawn(move || {
-                for slot in chunk {
-                    slot.node.install_members(now, identities);
-                }
-            });
+            scope.spawn(move || chunk.iter_mut().for_each(f));
         }
     });
 }
@@ -171,6 +191,44 @@ struct Slot {
     bytes_sent: u64,
     /// Drop counters of the node's earlier lives.
     retired_drops: u64,
+    /// The node's events of the current window, in order.
+    window_in: Vec<(Instant, WindowEvent)>,
+    /// What each of them did, for replaying.
+    window_out: VecDeque<Record>,
+}
+
+/// What a node produced after one call into it, taken from the node.
+#[derive(Debug, Default)]
+struct Outputs {
+    transmits: Vec<Transmit>,
+    events: Vec<Event>,
+    /// A wakeup to queue: the node needs one earlier than the one queued.
+    wake: Option<Instant>,
+}
+
+impl Outputs {
+    /// Take what the node in `slot` sent and emitted, count its sends, and
+    /// move its wakeup earlier if its next deadline is. Touches nothing but
+    /// the slot.
+    fn take(slot: &mut Slot, now: Instant) -> Self {
+        let mut out = Outputs::default();
+        while let Some(tx) = slot.node.poll_transmit() {
+            slot.packets_sent += 1;
+            slot.bytes_sent += tx.bytes.len() as u64;
+            out.transmits.push(tx);
+        }
+        while let Some(event) = slot.node.poll_event() {
+            out.events.push(event);
+        }
+        if let Some(deadline) = slot.node.poll_timeout() {
+            let deadline = deadline.max(now);
+            if slot.wakeup.is_none_or(|w| deadline < w) {
+                slot.wakeup = Some(deadline);
+                out.wake = Some(deadline);
+            }
+        }
+        out
+    }
 }
 
 /// What the event queue holds.
@@ -191,7 +249,7 @@ enum Action {
 }
 
 /// A callback that sees every event every node emits.
-pub type EventHook = Box<dyn FnMut(Instant, NodeId, &Event)>;
+pub type EventHook = Box<dyn FnMut(Instant, NodeId, &Event) + Send>;
 
 /// A deterministic simulation of many [`Node`]s over a virtual network.
 ///
@@ -221,6 +279,8 @@ pub struct Sim {
     /// Draws cluster start times and the slow nodes' periods.
     fault_rng: ChaCha8Rng,
     hook: Option<EventHook>,
+    /// Run windows of events on all cores (see `window`).
+    parallel: bool,
     events_processed: u64,
     /// Scheduled commands the node refused (tags too large).
     rejected_commands: u64,
@@ -263,6 +323,7 @@ impl Sim {
             observer: Observer::default(),
             fault_rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5EED_FA17_0000_0001),
             hook: None,
+            parallel: config.parallel,
             events_processed: 0,
             rejected_commands: 0,
         })
@@ -318,12 +379,14 @@ impl Sim {
             packets_sent: 0,
             bytes_sent: 0,
             retired_drops: 0,
+            window_in: Vec::new(),
+            window_out: VecDeque::new(),
         });
         self.by_addr.insert(addr, i);
         self.by_name.insert(name, i);
         let id = self.observer.node_added();
         debug_assert_eq!(id, i);
-        self.queue.push(start, Action::Start(i));
+        self.queue.push_barrier(start, Action::Start(i));
         Ok(i)
     }
 
@@ -349,7 +412,7 @@ impl Sim {
     pub fn schedule(&mut self, at: Instant, node: NodeId, fault: Fault) {
         self.check(node);
         self.queue
-            .push(at.max(self.now), Action::Fault(node, fault));
+            .push_barrier(at.max(self.now), Action::Fault(node, fault));
     }
 
     /// Crash `node` at `at`.
@@ -396,7 +459,7 @@ impl Sim {
         let first = spec.start.max(self.now) + draw(&mut self.fault_rng, &spec.run);
         let epoch = slot.slow_epoch;
         slot.slow = Some(spec);
-        self.queue.push(first, Action::Freeze(node, epoch));
+        self.queue.push_barrier(first, Action::Freeze(node, epoch));
     }
 
     /// Add a cluster of `n` nodes: the first starts now, alone; the others
@@ -480,6 +543,18 @@ impl Sim {
         self.slots[node].node.load_store(template)
     }
 
+    /// [`Sim::preload_store`] on every node, the copies made on all cores;
+    /// returns how many nodes took the copy (those whose store was empty).
+    pub fn preload_every_store(&mut self, template: &rumor_proto::state::KvStore) -> usize {
+        let loaded = core::sync::atomic::AtomicUsize::new(0);
+        in_parallel(&mut self.slots, |slot| {
+            if slot.node.load_store(template) {
+                loaded.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        loaded.into_inner()
+    }
+
     /// Merge `entry` into the store of `node` without spreading it (to
     /// preload identical state on every node).
     pub fn preload(&mut self, node: NodeId, key: &str, entry: &rumor_proto::state::Entry) {
@@ -499,7 +574,7 @@ impl Sim {
     }
 
     /// Call `hook` with every event any node emits, as it is emitted.
-    pub fn set_event_hook(&mut self, hook: impl FnMut(Instant, NodeId, &Event) + 'static) {
+    pub fn set_event_hook(&mut self, hook: impl FnMut(Instant, NodeId, &Event) + Send + 'static) {
         self.hook = Some(Box::new(hook));
     }
 
@@ -513,18 +588,47 @@ impl Sim {
     /// every [`PROGRESS_INTERVAL`] of virtual time, and once at the end.
     pub fn run_until_with_progress(&mut self, until: Instant, progress: &mut dyn FnMut(Instant)) {
         let mut next_tick = self.now + PROGRESS_INTERVAL;
-        while self.queue.peek_time().is_some_and(|at| at <= until) {
-            let Some((at, action)) = self.queue.pop() else {
-                break;
-            };
-            if at >= next_tick {
-                progress(at);
-                next_tick = at + PROGRESS_INTERVAL;
+        while let Some(first) = self.queue.peek_time().filter(|&at| at <= until) {
+            if first >= next_tick {
+                progress(first);
+                next_tick = first + PROGRESS_INTERVAL;
             }
-            self.process(at, action);
+            // Everything due before the next progress call (or up to
+            // `until`) runs in one span.
+            let end = if next_tick <= until {
+                next_tick
+            } else {
+                until + Duration::from_nanos(1)
+            };
+            self.run_span(end);
         }
         self.now = self.now.max(until);
         progress(self.now);
+    }
+
+    /// Run every event due before `end`, in windows on all cores where it
+    /// can (see `window`).
+    fn run_span(&mut self, end: Instant) {
+        if self.parallel && !self.network.min_delay().is_zero() {
+            // On a thread of the pool, so that splitting a window runs
+            // half of it right here and the rest wherever a core is free.
+            rayon::scope(|_| self.run_span_here(end));
+        } else {
+            self.run_span_here(end);
+        }
+    }
+
+    fn run_span_here(&mut self, end: Instant) {
+        while let Some(first) = self.queue.peek_time().filter(|&at| at < end) {
+            if let Some(window_end) = self.window_end(first, end) {
+                self.run_window(window_end);
+                continue;
+            }
+            let Some((at, action)) = self.queue.pop() else {
+                break;
+            };
+            self.process(at, action);
+        }
     }
 
     /// Run until `condition` holds (checked after every event) or until
@@ -712,7 +816,7 @@ impl Sim {
         let linger = slot.config.gossip_interval * LEAVE_GOSSIP_INTERVALS;
         self.observer.node_left(i, now);
         self.after(i);
-        self.queue.push(now + linger, Action::Remove(i));
+        self.queue.push_barrier(now + linger, Action::Remove(i));
     }
 
     fn remove(&mut self, i: NodeId) {
@@ -733,11 +837,11 @@ impl Sim {
         if slot.status.is_running() {
             slot.frozen = true;
             let thaw = (now + draw(&mut self.fault_rng, &spec.freeze)).min(spec.end);
-            self.queue.push(thaw, Action::Thaw(i, epoch));
+            self.queue.push_barrier(thaw, Action::Thaw(i, epoch));
         } else {
             // Not running now: try again after another running period.
             let next = now + draw(&mut self.fault_rng, &spec.run);
-            self.queue.push(next, Action::Freeze(i, epoch));
+            self.queue.push_barrier(next, Action::Freeze(i, epoch));
         }
     }
 
@@ -751,7 +855,7 @@ impl Sim {
             && now < spec.end
         {
             let next = now + draw(&mut self.fault_rng, &spec.run);
-            self.queue.push(next, Action::Freeze(i, epoch));
+            self.queue.push_barrier(next, Action::Freeze(i, epoch));
         }
         if !slot.frozen {
             return; // crashed or left while frozen
@@ -778,11 +882,18 @@ impl Sim {
     /// Route what node `i` sent, observe what it emitted, and make sure it
     /// has a wakeup for its next deadline.
     fn after(&mut self, i: NodeId) {
+        let out = Outputs::take(&mut self.slots[i], self.now);
+        self.apply(i, out);
+    }
+
+    /// The part of [`Sim::after`] that reaches beyond node `i`: route its
+    /// transmits, show its events to the observer and the hook, queue its
+    /// wakeup.
+    fn apply(&mut self, i: NodeId, out: Outputs) {
         let Sim {
             now,
             queue,
             network,
-            slots,
             by_addr,
             by_name,
             observer,
@@ -790,10 +901,7 @@ impl Sim {
             ..
         } = self;
         let now = *now;
-        let slot = &mut slots[i];
-        while let Some(tx) = slot.node.poll_transmit() {
-            slot.packets_sent += 1;
-            slot.bytes_sent += tx.bytes.len() as u64;
+        for tx in out.transmits {
             let Some(&to) = by_addr.get(&tx.to) else {
                 network.record_unreachable();
                 continue;
@@ -810,22 +918,18 @@ impl Sim {
                 );
             }
         }
-        while let Some(event) = slot.node.poll_event() {
-            if let Event::Member(m) = &event
+        for event in &out.events {
+            if let Event::Member(m) = event
                 && let Some(&j) = by_name.get(&m.name)
             {
                 observer.member_event(now, i, j, m.kind, m.state, || network.separated(now, i, j));
             }
             if let Some(hook) = hook {
-                hook(now, i, &event);
+                hook(now, i, event);
             }
         }
-        if let Some(deadline) = slot.node.poll_timeout() {
-            let deadline = deadline.max(now);
-            if slot.wakeup.is_none_or(|w| deadline < w) {
-                slot.wakeup = Some(deadline);
-                queue.push(deadline, Action::Wake(i));
-            }
+        if let Some(deadline) = out.wake {
+            queue.push(deadline, Action::Wake(i));
         }
     }
 

@@ -155,13 +155,13 @@ fn thawed_node_runs_timers_before_queued_packets() {
             s.node(slow).stats().probes > probes
         })
         .unwrap_or_else(|| panic!("seed {seed}: no probe"));
-    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let events = log.clone();
     sim.set_event_hook(move |at, node, event| {
         if node == slow
             && let Event::Member(m) = event
         {
-            events.borrow_mut().push((at, m.kind));
+            events.lock().unwrap().push((at, m.kind));
         }
     });
     // ...and freeze it before the ack arrives (latency is at least 1 ms),
@@ -183,7 +183,7 @@ fn thawed_node_runs_timers_before_queued_packets() {
     assert!(!sim.is_frozen(slow), "seed {seed}");
     // On thaw the probe deadline fires before the ack waiting in the inbox
     // is read, so the node suspects its target at the thaw instant.
-    let events = log.borrow();
+    let events = log.lock().unwrap();
     assert!(
         events.contains(&(thaw, MemberEventKind::Suspected)),
         "seed {seed}: {events:?}"
@@ -192,15 +192,14 @@ fn thawed_node_runs_timers_before_queued_packets() {
 
 #[test]
 fn members_whose_datagrams_are_all_lost_stay_alive_through_the_stream_fallback_and_are_reported() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
     let seed = 17;
     let (mut sim, nodes) = converged_cluster(seed, 3, Config::local());
-    let reports = Rc::new(RefCell::new(0u32));
-    let seen = Rc::clone(&reports);
+    let reports = Arc::new(Mutex::new(0u32));
+    let seen = Arc::clone(&reports);
     sim.set_event_hook(move |_, _, e| {
         if matches!(e, Event::DatagramsFailing { .. }) {
-            *seen.borrow_mut() += 1;
+            *seen.lock().unwrap() += 1;
         }
     });
     // From now on every datagram is lost; stream frames still arrive.
@@ -208,7 +207,7 @@ fn members_whose_datagrams_are_all_lost_stay_alive_through_the_stream_fallback_a
     let t0 = sim.now();
     sim.run_until(t0 + Duration::from_secs(60));
     assert!(
-        *reports.borrow() > 0,
+        *reports.lock().unwrap() > 0,
         "seed {seed}: no DatagramsFailing event"
     );
     for &i in &nodes {

@@ -4,8 +4,7 @@
 //! false positives, and a clean network has no false accusations at all.
 
 use core::time::Duration;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use rumor_proto::{Config, Event, Instant, MemberEventKind, MemberState};
 use rumor_sim::{MembershipParams, MembershipRun, NetworkConfig, NodeId, Sim, SimConfig};
@@ -34,11 +33,11 @@ struct Logged {
     what: What,
 }
 
-type Log = Rc<RefCell<Vec<Logged>>>;
+type Log = Arc<Mutex<Vec<Logged>>>;
 
 /// Record every event every node emits from now on.
 fn record_events(sim: &mut Sim) -> Log {
-    let log: Log = Rc::default();
+    let log: Log = Arc::default();
     let sink = log.clone();
     sim.set_event_hook(move |at, by, event| {
         let what = match event {
@@ -62,14 +61,14 @@ fn record_events(sim: &mut Sim) -> Log {
             },
             _ => What::Other,
         };
-        sink.borrow_mut().push(Logged { at, by, what });
+        sink.lock().unwrap().push(Logged { at, by, what });
     });
     log
 }
 
 /// Member events of `kind` about `subject`, by anyone but the subject.
 fn about(log: &Log, subject: NodeId, kind: MemberEventKind) -> Vec<Logged> {
-    log.borrow()
+    log.lock().unwrap()
         .iter()
         .filter(|e| {
             e.by != subject
@@ -160,7 +159,8 @@ fn suspected_but_alive_node_refutes_with(seed: u64) {
         "seed {seed}: node {target}'s incarnation stayed at {after}"
     );
     let refuted: Vec<Logged> = log
-        .borrow()
+        .lock()
+        .unwrap()
         .iter()
         .filter(|e| e.by == target && matches!(e.what, What::Refuted { .. }))
         .cloned()
@@ -247,7 +247,7 @@ fn partition_and_heal(seed: u64, config: Config, length: Duration, at_heal: AtHe
     // The last instant the partition is in force.
     sim.run_until(end - Duration::from_millis(1));
 
-    let log_now = log.borrow().clone();
+    let log_now = log.lock().unwrap().clone();
     let reaped = |by: NodeId, subject: NodeId| {
         log_now.iter().any(|e| {
             e.by == by
@@ -380,7 +380,7 @@ fn graceful_leave_is_never_a_failure() {
     let finish = finish + Duration::from_secs(15);
     sim.run_until(finish);
 
-    let log = log.borrow();
+    let log = log.lock().unwrap();
     for &(leaver, _) in &leavers {
         assert!(
             !sim.is_live(leaver),
