@@ -139,8 +139,8 @@ impl Membership {
     }
 
     /// After a join, push-pull again with a random member once gossip
-    /// about the concurrent joins has had time to spread (a random time in
-    /// `[T/3, T/2)`, with `T` = [`Self::settle_time`]), and again after as
+    /// about the concurrent joins has begun to spread (a random time in
+    /// `[T/10, T/6)`, with `T` = [`Self::settle_time`]), and again after as
     /// long while each such sync still brings members this node did not
     /// know, at most [`MAX_JOIN_SYNCS`] times.
     ///
@@ -156,7 +156,7 @@ impl Membership {
         use rand::RngExt;
         let delay = self
             .settle_time()
-            .mul_f64(cx.rng.random_range(1.0 / 3.0..0.5));
+            .mul_f64(cx.rng.random_range(0.1..1.0 / 6.0));
         cx.set_timer(delay, Timer::JoinSync);
         self.join_sync_pending = true;
     }
