@@ -111,9 +111,10 @@ pub struct DisseminationConfig {
     /// The `k` of the counter and coin rules.
     pub k: u32,
     /// The `k` of the counter and coin rules for rumors that carry key
-    /// writes. Lower than `k` by default: a write's rumor only hastens what
-    /// the store's Merkle anti-entropy guarantees anyway, and key writes
-    /// are most of what a busy store sends (see `docs/state.md`).
+    /// writes; equal to `k` by default. A write's rumor only hastens what
+    /// the store's Merkle anti-entropy guarantees anyway, so a store under
+    /// a heavy stream of writes can lower it to trade update latency for a
+    /// third less rumor traffic (see `docs/state.md`).
     pub write_k: u32,
     /// Peers contacted each round.
     pub fanout: usize,
@@ -161,7 +162,7 @@ impl Default for DisseminationConfig {
             mode: Mode::Push,
             termination: Termination::FeedbackCounter,
             k: 4,
-            write_k: 2,
+            write_k: 4,
             fanout: 3,
             interval: Duration::from_millis(200),
             retention: Duration::from_secs(300),
