@@ -38,11 +38,33 @@ pub struct AgentSwarm {
     pids: Vec<u32>,
 }
 
+/// Remove `path` with `remove`; a path that is not there is fine.
+fn remove_stale(path: &Path, remove: fn(&Path) -> std::io::Result<()>) -> Result<()> {
+    match remove(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {} left by an earlier run", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl AgentSwarm {
     /// Start `n` agents (not yet joined) and wait until each answers.
+    ///
+    /// What an earlier run left in `dir` (the handler files, which the
+    /// agents append to, and the agents' data directories, which a rumor
+    /// agent would restore its cluster from) is removed first: a second
+    /// `compare` into the same `--out` would otherwise find every node's
+    /// line for the update before it was made.
     pub async fn start(agent: Agent, n: usize, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = std::fs::canonicalize(dir)?;
+        for file in ["seen", "failed"] {
+            remove_stale(&dir.join(file), |p| std::fs::remove_file(p))?;
+        }
+        for i in 0..n {
+            remove_stale(&dir.join(node_name(i)), |p| std::fs::remove_dir_all(p))?;
+        }
         let mut swarm = AgentSwarm {
             agent,
             dir,
