@@ -248,6 +248,25 @@ enum Action {
     Thaw(NodeId, u32),
 }
 
+impl Action {
+    /// Whether the action acts on more than the one node's own state, or
+    /// on the simulation itself: no window of events run side by side may
+    /// reach past it (see `window`). Only wakeups and deliveries do not.
+    fn is_barrier(&self) -> bool {
+        !matches!(self, Action::Wake(_) | Action::Deliver { .. })
+    }
+}
+
+/// Queue `action` at `at`, as a barrier if it is one: every action the
+/// engine schedules goes through here, so none is misfiled.
+fn enqueue(queue: &mut EventQueue<Action>, at: Instant, action: Action) {
+    if action.is_barrier() {
+        queue.push_barrier(at, action);
+    } else {
+        queue.push(at, action);
+    }
+}
+
 /// A callback that sees every event every node emits.
 pub type EventHook = Box<dyn FnMut(Instant, NodeId, &Event) + Send>;
 
@@ -386,7 +405,7 @@ impl Sim {
         self.by_name.insert(name, i);
         let id = self.observer.node_added();
         debug_assert_eq!(id, i);
-        self.queue.push_barrier(start, Action::Start(i));
+        enqueue(&mut self.queue, start, Action::Start(i));
         Ok(i)
     }
 
@@ -411,8 +430,11 @@ impl Sim {
     /// If `node` is not a node of this simulation.
     pub fn schedule(&mut self, at: Instant, node: NodeId, fault: Fault) {
         self.check(node);
-        self.queue
-            .push_barrier(at.max(self.now), Action::Fault(node, fault));
+        enqueue(
+            &mut self.queue,
+            at.max(self.now),
+            Action::Fault(node, fault),
+        );
     }
 
     /// Crash `node` at `at`.
@@ -459,7 +481,7 @@ impl Sim {
         let first = spec.start.max(self.now) + draw(&mut self.fault_rng, &spec.run);
         let epoch = slot.slow_epoch;
         slot.slow = Some(spec);
-        self.queue.push_barrier(first, Action::Freeze(node, epoch));
+        enqueue(&mut self.queue, first, Action::Freeze(node, epoch));
     }
 
     /// Add a cluster of `n` nodes: the first starts now, alone; the others
@@ -609,7 +631,7 @@ impl Sim {
     /// Run every event due before `end`, in windows on all cores where it
     /// can (see `window`).
     fn run_span(&mut self, end: Instant) {
-        if self.parallel && !self.network.min_delay().is_zero() {
+        if self.windows_possible() {
             // On a thread of the pool, so that splitting a window runs
             // half of it right here and the rest wherever a core is free.
             rayon::scope(|_| self.run_span_here(end));
@@ -816,7 +838,7 @@ impl Sim {
         let linger = slot.config.gossip_interval * LEAVE_GOSSIP_INTERVALS;
         self.observer.node_left(i, now);
         self.after(i);
-        self.queue.push_barrier(now + linger, Action::Remove(i));
+        enqueue(&mut self.queue, now + linger, Action::Remove(i));
     }
 
     fn remove(&mut self, i: NodeId) {
@@ -837,11 +859,11 @@ impl Sim {
         if slot.status.is_running() {
             slot.frozen = true;
             let thaw = (now + draw(&mut self.fault_rng, &spec.freeze)).min(spec.end);
-            self.queue.push_barrier(thaw, Action::Thaw(i, epoch));
+            enqueue(&mut self.queue, thaw, Action::Thaw(i, epoch));
         } else {
             // Not running now: try again after another running period.
             let next = now + draw(&mut self.fault_rng, &spec.run);
-            self.queue.push_barrier(next, Action::Freeze(i, epoch));
+            enqueue(&mut self.queue, next, Action::Freeze(i, epoch));
         }
     }
 
@@ -855,7 +877,7 @@ impl Sim {
             && now < spec.end
         {
             let next = now + draw(&mut self.fault_rng, &spec.run);
-            self.queue.push_barrier(next, Action::Freeze(i, epoch));
+            enqueue(&mut self.queue, next, Action::Freeze(i, epoch));
         }
         if !slot.frozen {
             return; // crashed or left while frozen
@@ -907,7 +929,8 @@ impl Sim {
                 continue;
             };
             if let Fate::Arrives(at) = network.route(now, i, to, tx.channel) {
-                queue.push(
+                enqueue(
+                    queue,
                     at,
                     Action::Deliver {
                         from: i,
@@ -929,7 +952,7 @@ impl Sim {
             }
         }
         if let Some(deadline) = out.wake {
-            queue.push(deadline, Action::Wake(i));
+            enqueue(queue, deadline, Action::Wake(i));
         }
     }
 

@@ -14,7 +14,9 @@
 //! byte for byte, whatever the number of cores.
 
 use std::collections::BinaryHeap;
+use std::iter::Peekable;
 use std::net::SocketAddr;
+use std::vec;
 
 use core::cmp::Reverse;
 use rumor_proto::{Channel, Instant};
@@ -60,11 +62,17 @@ pub(super) enum Record {
 }
 
 impl Sim {
+    /// Whether events run in windows at all: parallel runs are on, and
+    /// packets take some time to arrive.
+    pub(super) fn windows_possible(&self) -> bool {
+        self.parallel && !self.network.min_delay().is_zero()
+    }
+
     /// Whether the next events can run in a window, and where it ends
     /// (exclusive): at most one network latency past the first event, and
     /// not at or past `limit` or the first barrier.
     pub(super) fn window_end(&self, first: Instant, limit: Instant) -> Option<Instant> {
-        if !self.parallel || self.network.min_delay().is_zero() {
+        if !self.windows_possible() {
             return None;
         }
         let mut end = (first + self.network.min_delay()).min(limit);
@@ -95,31 +103,34 @@ impl Sim {
     /// The window's events one by one, wakeups queued within it included.
     fn run_in_order(&mut self, batch: Vec<(Instant, u64, Action)>, end: Instant) {
         let mut batch = batch.into_iter().peekable();
-        while let Some(next) = self.next_in_window(batch.peek().map(|e| (e.0, e.1)), end) {
-            let (at, action) = match next {
-                Next::Batch => match batch.next() {
-                    Some((at, _, action)) => (at, action),
-                    None => break,
-                },
-                Next::Queued => match self.queue.pop() {
-                    Some(entry) => entry,
-                    None => break,
-                },
-            };
+        while let Some((at, next)) = self.pop_in_window(&mut batch, end) {
+            let (Next::Batch(action) | Next::Queued(action)) = next;
             self.process(at, action);
         }
     }
 
-    /// Which comes first: the head of the batch (due `head`) or a wakeup
-    /// queued since the window began (due before `end`)?
-    fn next_in_window(&self, head: Option<(Instant, u64)>, end: Instant) -> Option<Next> {
+    /// The window's next event: the head of `batch` (what was taken off
+    /// the queue when the window began) or a wakeup queued since (due
+    /// before `end`), whichever the queue's order puts first.
+    fn pop_in_window<T>(
+        &mut self,
+        batch: &mut Peekable<vec::IntoIter<(Instant, u64, T)>>,
+        end: Instant,
+    ) -> Option<(Instant, Next<T>)> {
+        let head = batch.peek().map(|&(at, seq, _)| (at, seq));
         let queued = self.queue.peek_key().filter(|&(at, _)| at < end);
         match (head, queued) {
-            (Some(h), Some(q)) if q < h => Some(Next::Queued),
-            (Some(_), _) => Some(Next::Batch),
-            (None, Some(_)) => Some(Next::Queued),
+            (Some(h), Some(q)) if q < h => self.pop_queued(),
+            (Some(_), _) => batch.next().map(|(at, _, item)| (at, Next::Batch(item))),
+            (None, Some(_)) => self.pop_queued(),
             (None, None) => None,
         }
+    }
+
+    fn pop_queued<T>(&mut self) -> Option<(Instant, Next<T>)> {
+        self.queue
+            .pop()
+            .map(|(at, action)| (at, Next::Queued(action)))
     }
 
     /// The window's events, each node's run on whichever core, then their
@@ -171,19 +182,13 @@ impl Sim {
 
         // Replay, in the order the one-by-one engine would have run them.
         let mut order = order.into_iter().peekable();
-        while let Some(next) = self.next_in_window(order.peek().map(|e| (e.0, e.1)), end) {
-            let (at, node) = match next {
-                Next::Batch => match order.next() {
-                    Some((at, _, node)) => (at, node),
-                    None => break,
-                },
-                Next::Queued => match self.queue.pop() {
-                    Some((at, Action::Wake(node))) => (at, node),
-                    other => {
-                        debug_assert!(false, "only wakeups are queued inside a window: {other:?}");
-                        continue;
-                    }
-                },
+        while let Some((at, next)) = self.pop_in_window(&mut order, end) {
+            let node = match next {
+                Next::Batch(node) | Next::Queued(Action::Wake(node)) => node,
+                Next::Queued(other) => {
+                    debug_assert!(false, "only wakeups are queued inside a window: {other:?}");
+                    continue;
+                }
             };
             self.replay(at, node);
         }
@@ -215,12 +220,12 @@ impl Sim {
     }
 }
 
-/// Where the next event of a window comes from.
-enum Next {
-    /// The events taken off the queue when the window began.
-    Batch,
+/// The next event of a window, by where it comes from.
+enum Next<T> {
+    /// One of the events taken off the queue when the window began.
+    Batch(T),
     /// A wakeup queued since.
-    Queued,
+    Queued(Action),
 }
 
 /// Run the `touched` nodes (ids from `base`, with their event counts) of
