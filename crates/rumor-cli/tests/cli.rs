@@ -135,8 +135,9 @@ fn events_reach_watchers_and_handler_scripts_on_other_agents() {
     let out = dir.path().join("deploys");
     let a = Agent::start("ev-a", free_port(), None);
     a.expect(&["HTTP API listening"], WAIT);
+    // A script of several commands: its `;` must stay in the script.
     let handler = format!(
-        "user:deploy=echo \"$RUMOR_EVENT $RUMOR_USER_EVENT $RUMOR_USER_ORIGIN $(cat)\" >> {}",
+        "user:deploy=read payload; echo \"$RUMOR_EVENT $RUMOR_USER_EVENT $RUMOR_USER_ORIGIN $payload\" >> {}",
         out.display()
     );
     let b = Agent::start_with(

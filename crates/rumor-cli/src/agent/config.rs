@@ -88,13 +88,10 @@ pub struct AgentArgs {
     /// Run a script on events: [TYPE[,TYPE...]=]SCRIPT, TYPE one of
     /// member-join, member-leave, member-failed, member-update,
     /// member-reap, member-suspect, member-recover, member (all of those),
-    /// user, user:NAME, kv, kv:PREFIX. Repeatable.
-    #[arg(
-        long = "event-handler",
-        env = "RUMOR_EVENT_HANDLERS",
-        value_delimiter = ';',
-        value_name = "SPEC"
-    )]
+    /// user, user:NAME, kv, kv:PREFIX. Repeatable; each value is one whole
+    /// script, `;` and newlines included. [env: RUMOR_EVENT_HANDLERS, one
+    /// spec per line]
+    #[arg(long = "event-handler", value_name = "SPEC")]
     pub event_handlers: Vec<String>,
     /// Log level or filter (error, warn, info, debug, trace, or a RUST_LOG
     /// directive) [default: info, or RUST_LOG].
@@ -218,10 +215,12 @@ impl AgentArgs {
             cluster: self.cluster.or(file.cluster),
             profile,
             tags,
-            event_handlers: if self.event_handlers.is_empty() {
-                file.event_handlers
-            } else {
+            event_handlers: if !self.event_handlers.is_empty() {
                 self.event_handlers
+            } else if let Some(specs) = std::env::var_os(EVENT_HANDLERS_ENV) {
+                handlers_from_env(&specs.to_string_lossy())
+            } else {
+                file.event_handlers
             },
             log_level: self
                 .log_level
@@ -246,6 +245,21 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
             path.display()
         )
     })
+}
+
+/// The environment variable holding event handler specs, one per line.
+const EVENT_HANDLERS_ENV: &str = "RUMOR_EVENT_HANDLERS";
+
+/// The specs of [`EVENT_HANDLERS_ENV`]: one per non-blank line. Lines, not
+/// `;`, separate them, because a script's own `;` (`while read n; do ...;
+/// done`) must stay in the script.
+fn handlers_from_env(value: &str) -> Vec<String> {
+    value
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn default_name() -> String {
@@ -298,6 +312,41 @@ mod tests {
         };
         let e = format!("{:#}", args.resolve().unwrap_err());
         assert!(e.contains("not valid") && e.contains("nodes"), "{e}");
+    }
+
+    #[test]
+    fn an_event_handler_flag_keeps_its_script_whole() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            agent: AgentArgs,
+        }
+        let script = r#"member-failed=while read n rest; do echo "$n"; done >> failed"#;
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "rumor",
+            "--event-handler",
+            script,
+            "--event-handler",
+            "user:deploy=a; b",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.agent.event_handlers,
+            vec![script.to_string(), "user:deploy=a; b".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_event_handler_variable_holds_one_spec_per_line() {
+        assert_eq!(
+            handlers_from_env(
+                "member-failed=while read n; do echo $n; done\n\n  user=./on-user.sh  \n"
+            ),
+            vec![
+                "member-failed=while read n; do echo $n; done".to_string(),
+                "user=./on-user.sh".to_string()
+            ]
+        );
     }
 
     #[test]
