@@ -226,6 +226,9 @@ async fn run_one(
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
+        // The error chain, not a backtrace, is what the table's note needs.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .kill_on_drop(true)
         .output()
         .await

@@ -129,7 +129,12 @@ impl AgentSwarm {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting agent {i} ({:?})", self.agent))
+            .with_context(|| match &self.agent {
+                Agent::Rumor(bin) => format!("starting agent {i} ({})", bin.display()),
+                Agent::Serf => {
+                    format!("starting agent {i}: is `serf` installed (apt-get install serf)?")
+                }
+            })
     }
 
     /// (name, state) of every member node `i` lists.
