@@ -35,7 +35,7 @@ use crate::stats::Stats;
 use crate::sync::anti_entropy::{AntiEntropy, entries_frames};
 use crate::sync::{Convergence, StateSummary, descent};
 use crate::time::Instant;
-use crate::timer::{Timer, Timers};
+use crate::timer::{LazyTimer, Timer, Timers};
 use crate::transmit::{Channel, Transmit};
 use crate::wire::frame::{
     AlreadyHeld, FLAG_SEALED, decode_datagram_body_into, decode_message, encode_stream_frame,
@@ -174,14 +174,11 @@ pub struct Node {
     /// Wall-clock milliseconds at `Instant::ZERO`.
     wall_offset_ms: u64,
     transmits: VecDeque<Transmit>,
-    /// The gossip timer is set only while something waits to be gossiped,
-    /// so an idle node does not wake five times a second for nothing; it
-    /// is set again on the same grid of ticks (`gossip_tick` plus whole
-    /// intervals), so gossip happens exactly when a timer that always ran
-    /// would have sent it.
-    gossip_armed: bool,
-    /// The last gossip tick (or the first one, while it is pending).
-    gossip_tick: Instant,
+    /// The gossip timer, set only while something waits to be gossiped.
+    gossip_timer: LazyTimer,
+    /// The dissemination round's timer, set only while a round has work
+    /// (see [`Dissemination::needs_rounds`]).
+    rumor_timer: LazyTimer,
     /// The last packet's messages: buffers kept for the next one.
     decoded: Decoded,
 }
@@ -221,7 +218,8 @@ impl Node {
         // act in lockstep.
         let jitter =
             |cx: &mut Context, d: core::time::Duration| d.mul_f64(cx.rng.random_range(0.0..1.0));
-        let mut gossip_tick = now;
+        let (mut gossip_timer, mut rumor_timer) =
+            (LazyTimer::first_at(now), LazyTimer::first_at(now));
         for (period, timer) in [
             (config.probe_interval, Timer::Probe),
             (config.gossip_interval, Timer::Gossip),
@@ -230,8 +228,10 @@ impl Node {
             (config.dissemination.interval, Timer::Rumor),
         ] {
             let at = jitter(&mut cx, period);
-            if timer == Timer::Gossip {
-                gossip_tick = now + at;
+            match timer {
+                Timer::Gossip => gossip_timer = LazyTimer::first_at(now + at),
+                Timer::Rumor => rumor_timer = LazyTimer::first_at(now + at),
+                _ => {}
             }
             cx.set_timer(at, timer);
         }
@@ -266,8 +266,8 @@ impl Node {
             anti_entropy: AntiEntropy::default(),
             wall_offset_ms: 0,
             transmits: VecDeque::new(),
-            gossip_armed: true,
-            gossip_tick,
+            gossip_timer,
+            rumor_timer,
             decoded: Decoded::default(),
         })
     }
@@ -530,10 +530,10 @@ impl Node {
     /// Gossip timer: send queued updates to `gossip_fanout` random peers;
     /// set again only while something is still queued.
     fn on_gossip_timer(&mut self) {
-        self.gossip_tick = self.cx.now;
+        self.gossip_timer.tick = self.cx.now;
         self.gossip_round();
-        self.gossip_armed = self.has_gossip_queued();
-        if self.gossip_armed {
+        self.gossip_timer.armed = self.has_gossip_queued();
+        if self.gossip_timer.armed {
             self.cx
                 .set_timer(self.config.gossip_interval, Timer::Gossip);
         }
@@ -546,35 +546,59 @@ impl Node {
             || self.anti_entropy.has_queued()
     }
 
+    /// Drop the timers at the head of the heap that would do nothing if
+    /// they fired (an answered probe's timeout), so that the runtime does
+    /// not wake for them.
+    fn drop_stale_timers(&mut self) {
+        while let Some(t) = self.cx.timers.peek() {
+            if !self.membership.is_stale(t) {
+                break;
+            }
+            self.cx.timers.pop();
+        }
+    }
+
     /// Set the gossip timer again if something was queued while it was
     /// off, at the next tick of its grid.
     fn arm_gossip(&mut self) {
-        if self.gossip_armed || !self.has_gossip_queued() {
+        if self.gossip_timer.armed || !self.has_gossip_queued() {
             return;
         }
-        let interval = self.config.gossip_interval.as_nanos().max(1);
-        let elapsed = self
-            .cx
-            .now
-            .saturating_duration_since(self.gossip_tick)
-            .as_nanos();
-        let ticks = u64::try_from(elapsed / interval + 1).unwrap_or(u64::MAX);
-        let next = self.gossip_tick
-            + core::time::Duration::from_nanos(
-                u64::try_from(interval)
-                    .unwrap_or(u64::MAX)
-                    .saturating_mul(ticks),
-            );
+        let next = self
+            .gossip_timer
+            .next_tick(self.cx.now, self.config.gossip_interval);
         self.cx.timers.set(next, Timer::Gossip);
-        self.gossip_armed = true;
+        self.gossip_timer.armed = true;
+    }
+
+    /// Set the dissemination timer again if a round has work once more (a
+    /// rumor arrived or was written), at the next tick of its grid.
+    fn arm_rumor(&mut self) {
+        if self.rumor_timer.armed || !self.dissemination.needs_rounds() {
+            return;
+        }
+        let next = self
+            .rumor_timer
+            .next_tick(self.cx.now, self.config.dissemination.interval);
+        self.cx.timers.set(next, Timer::Rumor);
+        self.rumor_timer.armed = true;
     }
 
     /// Rumor timer: one round of user-event dissemination.
+    /// Set again only while a round has work: in push mode, while this
+    /// node holds rumors.
     fn on_rumor_timer(&mut self) {
-        self.cx
-            .set_timer(self.config.dissemination.interval, Timer::Rumor);
-        let peers = self.rumor_peers();
-        self.dissemination.on_round(&mut self.cx, &peers);
+        self.rumor_timer.tick = self.cx.now;
+        if self.dissemination.needs_rounds() {
+            self.cx.stats.rumor_rounds += 1;
+            let peers = self.rumor_peers();
+            self.dissemination.on_round(&mut self.cx, &peers);
+        }
+        self.rumor_timer.armed = self.dissemination.needs_rounds();
+        if self.rumor_timer.armed {
+            self.cx
+                .set_timer(self.config.dissemination.interval, Timer::Rumor);
+        }
     }
 
     /// Eager-push timer: the first push of the rumors new here.
@@ -623,6 +647,8 @@ impl Node {
     /// Encode everything handlers queued into transmits.
     fn flush(&mut self) {
         self.arm_gossip();
+        self.arm_rumor();
+        self.drop_stale_timers();
         for Outgoing {
             to,
             channel,

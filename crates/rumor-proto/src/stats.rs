@@ -27,6 +27,9 @@ pub struct Stats {
     pub stream_only_acks: u64,
     /// Times this node refuted a suspicion or death about itself.
     pub refutations: u64,
+    /// Dissemination rounds run. In push mode a node holding no rumors
+    /// runs none: its round timer sleeps until a rumor arrives.
+    pub rumor_rounds: u64,
     /// User-event messages sent (each copy counts: the m of Demers et al.).
     pub rumors_sent: u64,
     /// User events received that were new here.

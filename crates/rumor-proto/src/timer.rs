@@ -1,7 +1,10 @@
 //! The node's deadlines, kept as data: one enum, one heap.
 //!
-//! Entries are never removed early; a timer that no longer applies is simply
-//! ignored when it fires (each handler checks that its state still matches).
+//! Entries are not removed when they stop applying; each handler checks
+//! that its state still matches, and a timer that no longer applies is
+//! ignored when it fires. The node drops such entries as they reach the
+//! head of the heap (an answered probe's timeouts), so that the runtime
+//! does not wake for them.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -75,6 +78,16 @@ impl Timers {
         }
     }
 
+    /// The timer of the earliest deadline.
+    pub fn peek(&self) -> Option<Timer> {
+        self.heap.peek().map(|Reverse((_, _, t))| *t)
+    }
+
+    /// Remove the earliest deadline.
+    pub fn pop(&mut self) {
+        self.heap.pop();
+    }
+
     /// Number of pending entries (stale ones included).
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -83,5 +96,40 @@ impl Timers {
     /// Whether no deadline is pending.
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
+    }
+}
+
+/// A periodic timer that is set only while its round has work, so an idle
+/// node does not wake for nothing. Set again, it keeps its grid of ticks
+/// (the last tick plus whole intervals): rounds happen exactly when a timer
+/// that always ran would have made them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LazyTimer {
+    /// Whether an entry for it is pending.
+    pub(crate) armed: bool,
+    /// The last tick (or the first one, while it is pending).
+    pub(crate) tick: Instant,
+}
+
+impl LazyTimer {
+    /// A timer whose first tick, already set, is at `first`.
+    pub(crate) fn first_at(first: Instant) -> Self {
+        LazyTimer {
+            armed: true,
+            tick: first,
+        }
+    }
+
+    /// The first tick of the grid after `now`.
+    pub(crate) fn next_tick(&self, now: Instant, interval: core::time::Duration) -> Instant {
+        let interval = interval.as_nanos().max(1);
+        let elapsed = now.saturating_duration_since(self.tick).as_nanos();
+        let ticks = u64::try_from(elapsed / interval + 1).unwrap_or(u64::MAX);
+        self.tick
+            + core::time::Duration::from_nanos(
+                u64::try_from(interval)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(ticks),
+            )
     }
 }

@@ -31,12 +31,17 @@ struct Net {
 
 impl Net {
     fn new(n: usize, config: Config) -> Net {
+        Net::seeded(n, config, 0)
+    }
+
+    /// `n` nodes whose RNGs are seeded `seed`, `seed + 1`, ...
+    fn seeded(n: usize, config: Config, seed: u64) -> Net {
         let nodes = (0..n)
             .map(|i| {
                 Node::new(
                     config.clone(),
                     Identity::new(name(i), addr(i)),
-                    i as u64,
+                    seed + i as u64,
                     Instant::ZERO,
                 )
                 .unwrap()
@@ -791,31 +796,84 @@ fn eager_push_sends_a_new_rumor_before_the_next_round() {
     config.dissemination.eager_push = Some(delay);
     let interval = config.dissemination.interval;
     assert!(interval > delay * 20);
-    let mut net = Net::new(20, config.clone());
+    // Rumor mongering covers most of the cluster, not surely all of it, in
+    // its first pushes: whoever it misses gets it from a later round.
+    for seed in (0..10).map(|k| k * 100) {
+        let mut net = Net::seeded(20, config.clone(), seed);
+        net.join_all();
+        net.run_until(Instant::from_millis(5_000));
+        let start = net.now;
+        let before = net.nodes[0].stats().rumors_sent;
+        let cmd = Command::Broadcast {
+            name: "eager".into(),
+            payload: vec![],
+            priority: Priority::Normal,
+        };
+        net.nodes[0].handle_command(start, cmd).unwrap();
+        let delivered = |net: &Net| {
+            net.events
+                .iter()
+                .filter(|(_, e)| matches!(e, Event::UserEvent(u) if u.name == "eager"))
+                .count()
+        };
+        // The origin's first push goes out after the eager delay, not at
+        // its next round, and each hop forwards at once: a fifth of a round
+        // later nearly the whole cluster has the event. Pushing only at
+        // rounds, a fifth of a round holds the origin's first round with
+        // one chance in five, and no second hop at all.
+        net.run_until(start + delay);
+        assert_eq!(
+            net.nodes[0].stats().rumors_sent - before,
+            config.dissemination.fanout as u64,
+            "seed {seed}: the origin pushed to the fanout at once"
+        );
+        net.run_until(start + interval / 5);
+        let early = delivered(&net);
+        assert!(
+            early >= 16,
+            "seed {seed}: only {early} of 20 nodes delivered it within a fifth of a round"
+        );
+        net.run_until(start + interval * 2);
+        assert_eq!(delivered(&net), 20, "seed {seed}: every node delivered it");
+    }
+}
+
+#[test]
+fn a_push_node_runs_dissemination_rounds_only_while_it_holds_rumors() {
+    let mut config = Config::lan();
+    assert_eq!(config.dissemination.mode, Mode::Push);
+    config.dissemination.retention = Duration::from_secs(5);
+    let interval = config.dissemination.interval;
+    let mut net = Net::new(5, config);
     net.join_all();
-    net.run_until(Instant::from_millis(5_000));
+    net.run_until(Instant::from_millis(10_000));
+    let rounds =
+        |net: &Net| -> Vec<u64> { net.nodes.iter().map(|n| n.stats().rumor_rounds).collect() };
+    assert_eq!(rounds(&net), vec![0; 5], "no rumor, no round");
+
     let start = net.now;
-    let before = net.nodes[0].stats().rumors_sent;
     let cmd = Command::Broadcast {
-        name: "eager".into(),
+        name: "e".into(),
         payload: vec![],
         priority: Priority::Normal,
     };
     net.nodes[0].handle_command(start, cmd).unwrap();
-    // The origin's first push goes out after the eager delay, not at its
-    // next round, and each hop forwards at once: a fifth of a round later
-    // the whole cluster has the event.
-    net.run_until(start + delay);
-    assert_eq!(
-        net.nodes[0].stats().rumors_sent - before,
-        config.dissemination.fanout as u64,
-        "the origin pushed to the fanout at once"
+    net.run_until(start + Duration::from_secs(2));
+    let busy = rounds(&net);
+    // Two seconds of holding the rumor: about ten rounds each.
+    let ticks = (Duration::from_secs(2).as_nanos() / interval.as_nanos()) as u64;
+    assert!(
+        busy.iter().all(|&r| r + 2 >= ticks),
+        "every holder runs its rounds again: {busy:?}, about {ticks} each"
     );
-    net.run_until(start + interval / 5);
-    let got = net
-        .events
-        .iter()
-        .filter(|(_, e)| matches!(e, Event::UserEvent(u) if u.name == "eager"))
-        .count();
-    assert_eq!(got, 20, "every node delivered it within a fifth of a round");
+
+    // The rumor expires after the retention time, and the rounds stop.
+    net.run_until(start + Duration::from_secs(10));
+    let after_expiry = rounds(&net);
+    net.run_until(start + Duration::from_secs(20));
+    assert_eq!(
+        rounds(&net),
+        after_expiry,
+        "rounds stop once nothing is held"
+    );
 }

@@ -124,6 +124,13 @@ impl Dissemination {
         !self.queue.is_empty()
     }
 
+    /// Whether a round has work: pull and push-pull poll every round;
+    /// push acts only while this node holds rumors (hot ones to push, and
+    /// any for anti-entropy digests and expiry).
+    pub(crate) fn needs_rounds(&self) -> bool {
+        self.config.mode != Mode::Push || !self.store.is_empty()
+    }
+
     fn transmit_limited(&self) -> bool {
         self.config.termination == Termination::TransmitLimit
     }

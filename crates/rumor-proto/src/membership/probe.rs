@@ -234,6 +234,20 @@ impl Membership {
         Some((*target, name.clone(), m.socket_addr()))
     }
 
+    /// Whether `timer` belongs to a probe or relay that is no longer
+    /// pending (answered, or given up): firing it would do nothing.
+    pub(crate) fn is_stale(&self, timer: Timer) -> bool {
+        match timer {
+            Timer::ProbeTimeout(seq) | Timer::StreamProbe(seq) | Timer::ProbeDeadline(seq) => {
+                !matches!(self.pending.get(&seq), Some(Pending::Probe { .. }))
+            }
+            Timer::RelayTimeout(seq) => {
+                !matches!(self.pending.get(&seq), Some(Pending::Relay { .. }))
+            }
+            _ => false,
+        }
+    }
+
     /// The probe period ended without an ack: adjust local health and suspect.
     pub(crate) fn on_probe_deadline(&mut self, cx: &mut Context, seq: u32) {
         let Some(Pending::Probe {
