@@ -11,7 +11,7 @@ use rumor_proto::{
     Channel, Command, Event, Identity, Instant, MemberState, Node, NodeError, Priority,
 };
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::persist::{self, Batch, Pending, PersistError, Store};
 use crate::security::KeyError;
@@ -19,13 +19,12 @@ use crate::security::gate::{Gate, Inbound};
 use crate::security::rotation::{KEYS_EVENT, KeyOp, KeyringRecord, KeysReport};
 use crate::security::stats::Counters;
 use crate::stream::Frame;
+use crate::subscription::EventHub;
 use crate::{
     Error, Handle, MemberCounts, NodeInfo, Reply, Request, RuntimeConfig, Security, StartError,
     stream,
 };
 
-/// Events kept for slow subscribers.
-const EVENT_BUFFER: usize = 4096;
 /// Shortest replay window accepted.
 const MIN_REPLAY_WINDOW: Duration = Duration::from_secs(1);
 /// Most requests handled in one loop iteration (their writes share one
@@ -76,7 +75,7 @@ pub(crate) async fn start(mut config: RuntimeConfig) -> Result<Handle, StartErro
     }
     node.set_wall_clock(Instant::ZERO, unix_ms());
     let (requests, requests_rx) = mpsc::channel(256);
-    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let events = EventHub::default();
     let (frames_tx, frames_rx) = mpsc::channel(1024);
     let (running_tx, running) = watch::channel(());
     tokio::spawn(stream::accept(
@@ -270,11 +269,18 @@ struct Driver {
     udp: Arc<UdpSocket>,
     advertise: SocketAddr,
     epoch: tokio::time::Instant,
-    events: broadcast::Sender<Event>,
+    events: EventHub,
     gate: Gate,
     /// Dropped with the driver, which tells [`Handle::stopped`].
     _running: watch::Sender<()>,
     persist: Option<Persist>,
+}
+
+impl Drop for Driver {
+    /// However the driver ends, its subscriptions end too.
+    fn drop(&mut self) {
+        self.events.close();
+    }
 }
 
 impl Driver {
@@ -581,10 +587,7 @@ impl Driver {
             let _ = reply.send(result.map_err(Error::from));
         }
         self.send().await;
-        for e in events {
-            // No subscriber is not an error.
-            let _ = self.events.send(e);
-        }
+        self.events.publish(events);
         true
     }
 

@@ -49,6 +49,7 @@ pub mod http;
 mod persist;
 pub mod security;
 mod stream;
+pub mod subscription;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,8 +58,10 @@ use std::time::Duration;
 
 use rumor_proto::state::{Entry, Op, Written};
 use rumor_proto::sync::Convergence;
-use rumor_proto::{Config, Event, Incarnation, Member, NodeError, NodeName, Priority, Stats, Tags};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use rumor_proto::{Config, Incarnation, Member, NodeError, NodeName, Priority, Stats, Tags};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use subscription::Subscription;
 
 pub use security::{
     Encryption, Key, KeyError, KeyOp, KeyStatus, Keyring, KeysReport, Security, TransportStats,
@@ -66,6 +69,7 @@ pub use security::{
 
 use security::rotation::{RESERVED_EVENT_PREFIX, RESERVED_KEY_PREFIX};
 use security::stats::Counters;
+use subscription::EventHub;
 
 /// Whether `key` is one rumor keeps for itself (under `_rumor/`): such keys
 /// are hidden from listings and watches unless asked for by that prefix.
@@ -316,7 +320,7 @@ impl Cluster {
 #[derive(Clone, Debug)]
 pub struct Handle {
     requests: mpsc::Sender<Request>,
-    events: broadcast::Sender<Event>,
+    events: EventHub,
     addr: SocketAddr,
     protocol: std::sync::Arc<Config>,
     /// Closed when the driver task ends.
@@ -454,9 +458,10 @@ impl Handle {
     }
 
     /// Every event the node emits from now on (membership changes, user
-    /// events, key changes). A subscriber that falls behind loses the
-    /// oldest events and is told how many.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    /// events, key changes). A subscriber that falls
+    /// [`subscription::SUBSCRIBER_BUFFER`] events behind misses the newest
+    /// and is told how many.
+    pub fn subscribe(&self) -> Subscription {
         self.events.subscribe()
     }
 

@@ -132,7 +132,7 @@ async fn plaintext_and_encrypted_nodes_refuse_each_other() {
 }
 
 /// Events a subscriber saw, without waiting.
-fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+fn drain(rx: &mut rumor::Subscription) -> Vec<Event> {
     let mut out = Vec::new();
     while let Ok(e) = rx.try_recv() {
         out.push(e);
