@@ -25,6 +25,9 @@ pub struct Stats {
     /// probe went unanswered: the member is up but UDP between the two
     /// fails.
     pub stream_only_acks: u64,
+    /// Periodic push-pulls skipped because a recent ack's membership digest
+    /// matched this node's (nothing to exchange).
+    pub push_pulls_skipped: u64,
     /// Times this node refuted a suspicion or death about itself.
     pub refutations: u64,
     /// Dissemination rounds run. In push mode a node holding no rumors

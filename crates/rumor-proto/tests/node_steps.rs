@@ -27,6 +27,8 @@ struct Net {
     events: Vec<(usize, Event)>,
     /// Size of the largest datagram sent so far.
     largest_datagram: usize,
+    /// Stream frames sent so far.
+    stream_frames: usize,
 }
 
 impl Net {
@@ -55,6 +57,7 @@ impl Net {
             now: Instant::ZERO,
             events: Vec::new(),
             largest_datagram: 0,
+            stream_frames: 0,
         }
     }
 
@@ -69,6 +72,8 @@ impl Net {
                     any = true;
                     if t.channel == Channel::Datagram {
                         self.largest_datagram = self.largest_datagram.max(t.bytes.len());
+                    } else {
+                        self.stream_frames += 1;
                     }
                     let Some(j) = (0..self.nodes.len()).find(|&j| addr(j) == t.to) else {
                         continue;
@@ -876,4 +881,40 @@ fn a_push_node_runs_dissemination_rounds_only_while_it_holds_rumors() {
         after_expiry,
         "rounds stop once nothing is held"
     );
+}
+
+#[test]
+fn a_settled_cluster_skips_the_periodic_push_pull() {
+    let mut config = Config::lan();
+    config.push_pull_interval = Duration::from_secs(5);
+    let mut net = Net::new(5, config.clone());
+    net.join_all();
+    net.run_until(Instant::from_millis(20_000));
+    let frames = net.stream_frames;
+    let skipped = |net: &Net| -> Vec<u64> {
+        net.nodes
+            .iter()
+            .map(|n| n.stats().push_pulls_skipped)
+            .collect()
+    };
+    let before = skipped(&net);
+    net.run_until(Instant::from_millis(60_000));
+    assert_eq!(
+        net.stream_frames, frames,
+        "views that agree exchange no full state"
+    );
+    let after = skipped(&net);
+    // Eight periods of 5 s in 40 s, each skipped on every node.
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert!(a - b >= 7, "node {i} skipped {} periodic push-pulls", a - b);
+    }
+    for i in 0..5 {
+        for j in 0..5 {
+            assert_eq!(
+                net.state(i, j),
+                Some(MemberState::Alive),
+                "{i}'s view of {j}"
+            );
+        }
+    }
 }

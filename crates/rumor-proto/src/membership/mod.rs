@@ -64,8 +64,14 @@ pub struct Membership {
     pub(crate) join_retry: Option<core::time::Duration>,
     /// Whether a JoinRetry timer is set.
     pub(crate) join_retry_armed: bool,
+    /// Since when the digests in acks to our probes differ from ours.
     pub(crate) digest_mismatch_since: Option<crate::time::Instant>,
+    /// The last push-pull a digest mismatch started.
     pub(crate) last_digest_sync: Option<crate::time::Instant>,
+    /// Whether an ack's digest matched ours since the last periodic
+    /// push-pull was due: if so, and none differs now, that exchange would
+    /// bring nothing and is skipped.
+    pub(crate) digest_matched: bool,
     scratch: Vec<u8>,
 }
 
@@ -95,6 +101,7 @@ impl Membership {
             join_retry_armed: false,
             digest_mismatch_since: None,
             last_digest_sync: None,
+            digest_matched: false,
             scratch: Vec::new(),
         };
         m.queue.push(local);

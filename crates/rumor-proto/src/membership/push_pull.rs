@@ -184,6 +184,7 @@ impl Membership {
     ) {
         if theirs == self.table.digest() {
             self.digest_mismatch_since = None;
+            self.digest_matched = true;
             return;
         }
         let now = cx.now;
@@ -231,6 +232,15 @@ impl Membership {
             return;
         }
         cx.set_timer(interval, Timer::PushPull);
+        // An ack since the last one carried a digest equal to ours (the
+        // same active members at the same incarnations), and none differs
+        // now: the two views agree, and a full exchange would bring
+        // nothing. A difference still leads to a push-pull, within a
+        // settle time, through `compare_digest`.
+        if std::mem::take(&mut self.digest_matched) && self.digest_mismatch_since.is_none() {
+            cx.stats.push_pulls_skipped += 1;
+            return;
+        }
         let _ = self.push_pull_random_peer(cx);
     }
 
