@@ -302,6 +302,16 @@ fn metrics_are_served_in_the_prometheus_text_format() {
         0,
         "{text}"
     );
+    // The write's rumor keeps the dissemination rounds running.
+    eventually(
+        WAIT,
+        "the rounds counter grows while a rumor is held",
+        || {
+            value(&metrics(), "rumor_dissemination_rounds_total")
+                > value(&text, "rumor_dissemination_rounds_total")
+        },
+    );
+    assert!(text.contains("rumor_push_pulls_skipped_total"), "{text}");
 }
 
 fn generated_key() -> String {

@@ -91,6 +91,16 @@ pub(super) async fn render(State(s): State<ApiState>) -> Result<impl IntoRespons
         "Suspicions of this node it refuted.",
         st.refutations,
     );
+    out.counter(
+        "push_pulls_skipped_total",
+        "Periodic push-pulls skipped because the views agreed.",
+        st.push_pulls_skipped,
+    );
+    out.counter(
+        "dissemination_rounds_total",
+        "Dissemination rounds run (none while no rumor is held).",
+        st.rumor_rounds,
+    );
     out.counter("rumors_sent_total", "Rumor copies sent.", st.rumors_sent);
     out.counter(
         "rumors_new_total",
