@@ -530,13 +530,9 @@ impl Node {
     /// Gossip timer: send queued updates to `gossip_fanout` random peers;
     /// set again only while something is still queued.
     fn on_gossip_timer(&mut self) {
-        self.gossip_timer.tick = self.cx.now;
+        self.gossip_timer.fired(self.cx.now);
         self.gossip_round();
-        self.gossip_timer.armed = self.has_gossip_queued();
-        if self.gossip_timer.armed {
-            self.cx
-                .set_timer(self.config.gossip_interval, Timer::Gossip);
-        }
+        self.arm_gossip();
     }
 
     /// Whether a gossip round would send anything.
@@ -561,44 +557,34 @@ impl Node {
     /// Set the gossip timer again if something was queued while it was
     /// off, at the next tick of its grid.
     fn arm_gossip(&mut self) {
-        if self.gossip_timer.armed || !self.has_gossip_queued() {
-            return;
+        if self.has_gossip_queued() {
+            let interval = self.config.gossip_interval;
+            self.gossip_timer
+                .arm(&mut self.cx.timers, self.cx.now, interval, Timer::Gossip);
         }
-        let next = self
-            .gossip_timer
-            .next_tick(self.cx.now, self.config.gossip_interval);
-        self.cx.timers.set(next, Timer::Gossip);
-        self.gossip_timer.armed = true;
     }
 
     /// Set the dissemination timer again if a round has work once more (a
     /// rumor arrived or was written), at the next tick of its grid.
     fn arm_rumor(&mut self) {
-        if self.rumor_timer.armed || !self.dissemination.needs_rounds() {
-            return;
+        if self.dissemination.needs_rounds() {
+            let interval = self.config.dissemination.interval;
+            self.rumor_timer
+                .arm(&mut self.cx.timers, self.cx.now, interval, Timer::Rumor);
         }
-        let next = self
-            .rumor_timer
-            .next_tick(self.cx.now, self.config.dissemination.interval);
-        self.cx.timers.set(next, Timer::Rumor);
-        self.rumor_timer.armed = true;
     }
 
     /// Rumor timer: one round of user-event dissemination.
     /// Set again only while a round has work: in push mode, while this
     /// node holds rumors.
     fn on_rumor_timer(&mut self) {
-        self.rumor_timer.tick = self.cx.now;
+        self.rumor_timer.fired(self.cx.now);
         if self.dissemination.needs_rounds() {
             self.cx.stats.rumor_rounds += 1;
             let peers = self.rumor_peers();
             self.dissemination.on_round(&mut self.cx, &peers);
         }
-        self.rumor_timer.armed = self.dissemination.needs_rounds();
-        if self.rumor_timer.armed {
-            self.cx
-                .set_timer(self.config.dissemination.interval, Timer::Rumor);
-        }
+        self.arm_rumor();
     }
 
     /// Eager-push timer: the first push of the rumors new here.

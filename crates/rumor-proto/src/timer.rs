@@ -120,8 +120,30 @@ impl LazyTimer {
         }
     }
 
+    /// It fired at `now`: that is its last tick, and no entry is pending.
+    pub(crate) fn fired(&mut self, now: Instant) {
+        self.tick = now;
+        self.armed = false;
+    }
+
+    /// Set `timer` at the first tick of the grid after `now`, unless an
+    /// entry is already pending (just after it fired: `now + interval`).
+    pub(crate) fn arm(
+        &mut self,
+        timers: &mut Timers,
+        now: Instant,
+        interval: core::time::Duration,
+        timer: Timer,
+    ) {
+        if self.armed {
+            return;
+        }
+        timers.set(self.next_tick(now, interval), timer);
+        self.armed = true;
+    }
+
     /// The first tick of the grid after `now`.
-    pub(crate) fn next_tick(&self, now: Instant, interval: core::time::Duration) -> Instant {
+    fn next_tick(&self, now: Instant, interval: core::time::Duration) -> Instant {
         let interval = interval.as_nanos().max(1);
         let elapsed = now.saturating_duration_since(self.tick).as_nanos();
         let ticks = u64::try_from(elapsed / interval + 1).unwrap_or(u64::MAX);
