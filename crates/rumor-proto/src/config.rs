@@ -99,6 +99,11 @@ pub struct Config {
     /// Dead members stay gossip targets this long, so that they learn of
     /// their death and refute it if they are in fact alive.
     pub gossip_to_dead: Duration,
+    /// A `dead` or `left` verdict, or this node's refutation, new to this
+    /// node leaves in a gossip round this long after it is queued instead
+    /// of at the next tick of the gossip timer (at most one such round per
+    /// gossip interval). `None` waits for the tick.
+    pub eager_gossip: Option<Duration>,
     /// Retransmit limit = `retransmit_mult` × ceil(log10(N + 1)).
     pub retransmit_mult: u32,
     /// Suspicion timeout minimum = `suspicion_mult` × max(1, log10 N) × probe interval.
@@ -165,6 +170,7 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
             gossip_to_dead: Duration::from_secs(30),
+            eager_gossip: Some(Duration::from_millis(5)),
             retransmit_mult: 4,
             suspicion_mult: 4,
             suspicion_max_timeout_mult: 6,

@@ -179,6 +179,10 @@ pub struct Node {
     /// The dissemination round's timer, set only while a round has work
     /// (see [`Dissemination::needs_rounds`]).
     rumor_timer: LazyTimer,
+    /// Whether a [`Timer::GossipEager`] is set.
+    eager_gossip_armed: bool,
+    /// When the last eager gossip round ran.
+    last_eager_gossip: Option<Instant>,
     /// The last packet's messages: buffers kept for the next one.
     decoded: Decoded,
 }
@@ -268,6 +272,8 @@ impl Node {
             transmits: VecDeque::new(),
             gossip_timer,
             rumor_timer,
+            eager_gossip_armed: false,
+            last_eager_gossip: None,
             decoded: Decoded::default(),
         })
     }
@@ -466,6 +472,7 @@ impl Node {
                 Timer::RelayTimeout(seq) => m.on_relay_timeout(cx, seq),
                 Timer::Suspicion(id) => m.on_suspicion_timer(cx, id),
                 Timer::Gossip => self.on_gossip_timer(),
+                Timer::GossipEager => self.on_eager_gossip_timer(),
                 Timer::PushPull => m.on_push_pull_timer(cx),
                 Timer::JoinSync => m.on_join_sync_timer(cx),
                 Timer::JoinRetry => m.on_join_retry_timer(cx),
@@ -533,6 +540,36 @@ impl Node {
         self.gossip_timer.fired(self.cx.now);
         self.gossip_round();
         self.arm_gossip();
+    }
+
+    /// Eager gossip timer: a round now for the urgent news queued, off the
+    /// grid of the gossip timer.
+    fn on_eager_gossip_timer(&mut self) {
+        self.eager_gossip_armed = false;
+        self.last_eager_gossip = Some(self.cx.now);
+        self.cx.stats.eager_gossip_rounds += 1;
+        self.gossip_round();
+    }
+
+    /// Set the eager gossip timer if urgent news was queued (a verdict
+    /// that a member is down, or this node's refutation), unless one is
+    /// set or ran less than a gossip interval ago.
+    fn arm_eager_gossip(&mut self) {
+        if !self.membership.take_urgent() {
+            return;
+        }
+        let Some(delay) = self.config.eager_gossip else {
+            return;
+        };
+        let now = self.cx.now;
+        let recent = self
+            .last_eager_gossip
+            .is_some_and(|at| now.saturating_duration_since(at) < self.config.gossip_interval);
+        if self.eager_gossip_armed || recent {
+            return;
+        }
+        self.cx.set_timer(delay, Timer::GossipEager);
+        self.eager_gossip_armed = true;
     }
 
     /// Whether a gossip round would send anything.
@@ -632,6 +669,7 @@ impl Node {
 
     /// Encode everything handlers queued into transmits.
     fn flush(&mut self) {
+        self.arm_eager_gossip();
         self.arm_gossip();
         self.arm_rumor();
         self.drop_stale_timers();

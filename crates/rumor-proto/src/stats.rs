@@ -30,6 +30,9 @@ pub struct Stats {
     pub push_pulls_skipped: u64,
     /// Times this node refuted a suspicion or death about itself.
     pub refutations: u64,
+    /// Gossip rounds run ahead of the gossip timer's grid, for a `dead` or
+    /// `left` verdict or a refutation new here (`eager_gossip`).
+    pub eager_gossip_rounds: u64,
     /// Dissemination rounds run. In push mode a node holding no rumors
     /// runs none: its round timer sleeps until a rumor arrives.
     pub rumor_rounds: u64,

@@ -30,6 +30,8 @@ pub enum Timer {
     Suspicion(MemberId),
     /// Next gossip round.
     Gossip,
+    /// A gossip round ahead of the grid for urgent news (`eager_gossip`).
+    GossipEager,
     /// Next periodic push-pull exchange.
     PushPull,
     /// The one push-pull a node makes shortly after joining, to learn of

@@ -72,6 +72,9 @@ pub struct Membership {
     /// push-pull was due: if so, and none differs now, that exchange would
     /// bring nothing and is skipped.
     pub(crate) digest_matched: bool,
+    /// Whether news worth an eager gossip round was queued since the node
+    /// last looked (a `dead` or `left` verdict, or a refutation).
+    pub(crate) urgent: bool,
     scratch: Vec<u8>,
 }
 
@@ -102,6 +105,7 @@ impl Membership {
             digest_mismatch_since: None,
             last_digest_sync: None,
             digest_matched: false,
+            urgent: false,
             scratch: Vec::new(),
         };
         m.queue.push(local);
@@ -129,6 +133,11 @@ impl Membership {
     /// The local health score (0 is healthy).
     pub fn health_score(&self) -> u32 {
         self.awareness.score()
+    }
+
+    /// Whether urgent news was queued since the last call (and forget it).
+    pub(crate) fn take_urgent(&mut self) -> bool {
+        core::mem::take(&mut self.urgent)
     }
 
     /// Number of membership updates waiting to be gossiped.

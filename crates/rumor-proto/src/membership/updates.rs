@@ -45,6 +45,7 @@ impl Membership {
         let incarnation = self.local().incarnation.max(heard).saturating_add(1);
         self.table.update(local, |m| m.incarnation = incarnation);
         self.queue.push(local);
+        self.urgent = true;
         cx.stats.refutations += 1;
         if self.config.lifeguard {
             self.awareness.apply(1);
@@ -241,6 +242,7 @@ impl Membership {
         self.table.set_state(id, MemberState::Dead, cx.now);
         self.emit(cx, MemberEventKind::Failed, id);
         self.announce(id, true);
+        self.urgent = true;
     }
 
     /// A `dead` update.
@@ -301,6 +303,7 @@ impl Membership {
         };
         self.emit(cx, kind, id);
         self.announce(id, gossip);
+        self.urgent |= gossip;
     }
 
     /// Leave gracefully: announce `left` at a new incarnation and stop probing.

@@ -92,6 +92,11 @@ pub(super) async fn render(State(s): State<ApiState>) -> Result<impl IntoRespons
         st.refutations,
     );
     out.counter(
+        "eager_gossip_rounds_total",
+        "Gossip rounds sent at once for a member found down or a refutation.",
+        st.eager_gossip_rounds,
+    );
+    out.counter(
         "push_pulls_skipped_total",
         "Periodic push-pulls skipped because the views agreed.",
         st.push_pulls_skipped,
